@@ -1,0 +1,82 @@
+"""The stage contract: plain Python, no Ray.
+
+A stage is set up once per worker (`setup`, e.g. load a model) and then called on batches of
+videos. A batch is a list of per-video records (dicts). A stage reads the keys earlier stages
+left (``path``, ``frames``, ...), adds its own, and emits rows for store tables with
+:func:`emit`. A failure of one video is raised as :class:`VideoError` (or any exception); the
+runner turns it into an ``errors`` row for that video and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+Record = dict[str, Any]
+
+# Key under which a record carries its pending store rows: {table: pyarrow.Table}.
+OUTPUTS = "_outputs"
+
+
+class VideoError(Exception):
+    """A readable, per-video failure: becomes an `errors` row, never a crash of the job."""
+
+
+class StageOptions(BaseModel):
+    """Base of every stage's options model: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs; the runner maps it onto Ray."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batch_size: int = 4
+    concurrency: int = 1  # workers (actor pool size) for stateful stages; max tasks otherwise
+
+
+class Stage:
+    """Base class of all stages.
+
+    Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions model),
+    ``stateful`` (True when ``setup`` loads something worth keeping: the runner then uses an
+    actor pool) and ``tables`` (the store tables the stage may emit).
+    """
+
+    kind: ClassVar[str] = ""
+    Options: ClassVar[type[StageOptions]] = StageOptions
+    stateful: ClassVar[bool] = False
+    tables: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None):
+        self.options = options
+        self.resources = resources
+        self.name = name or self.kind
+
+    def setup(self) -> None:
+        """Load models or other per-worker state; called once before the first batch."""
+
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        """Process a batch; the default runs :meth:`process` on each video."""
+        for record in batch:
+            self.process(record)
+        return batch
+
+    def process(self, record: Record) -> None:
+        """Process one video in place (used by the default :meth:`__call__`)."""
+        raise NotImplementedError(f"stage {self.kind!r} implements neither __call__ nor process")
+
+
+def emit(record: Record, table: str, rows: pa.Table) -> None:
+    """Queue rows (already in the table's schema) for a store table, on behalf of one video."""
+    outputs = record.setdefault(OUTPUTS, {})
+    if table in outputs:
+        outputs[table] = pa.concat_tables([outputs[table], rows])
+    else:
+        outputs[table] = rows
