@@ -46,13 +46,15 @@ class Stage:
 
     Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions model),
     ``stateful`` (True when ``setup`` loads something worth keeping: the runner then uses an
-    actor pool) and ``tables`` (the store tables the stage may emit).
+    actor pool), ``tables`` (the store tables the stage may emit) and ``default_resources``
+    (what a job file's num_cpus/num_gpus/batch_size/concurrency keys override).
     """
 
     kind: ClassVar[str] = ""
     Options: ClassVar[type[StageOptions]] = StageOptions
     stateful: ClassVar[bool] = False
     tables: ClassVar[tuple[str, ...]] = ()
+    default_resources: ClassVar[Resources] = Resources()
 
     def __init__(self, options: StageOptions, resources: Resources, name: str | None = None):
         self.options = options

@@ -1,0 +1,5 @@
+"""`python -m vlprep` is the CLI."""
+
+from vlprep.cli import app
+
+app()

@@ -1,0 +1,85 @@
+"""The `vlprep` command line (CONTRACT.md, CLI)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Offline preprocessing for video-language pretraining.")
+log = logging.getLogger("vlprep")
+
+
+def _die(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"vlprep: {' '.join(str(message).split())}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="vlprep: %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def run(
+    job: Annotated[str, typer.Argument(help="job file (YAML) or built-in job name, e.g. demo")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster (default: local)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Run a job: manifest in, store out. Failed videos become rows of `errors`."""
+    from vlprep.jobs.config import JobError, load_job
+    from vlprep.jobs.manifest import ManifestError
+    from vlprep.pipeline.inspect import inspect_store, render
+    from vlprep.pipeline.runner import run_job
+    from vlprep.pipeline.store import StoreError
+
+    _setup_logging(quiet)
+    try:
+        loaded = load_job(job, set_ or [])
+        result = run_job(loaded, address=address, quiet=quiet)
+    except (JobError, ManifestError, StoreError) as e:
+        _die(str(e))
+    except Exception as e:  # noqa: BLE001 - the job failed as a whole: one line, non-zero
+        log.debug("job failed", exc_info=True)
+        _die(f"job failed: {type(e).__name__}: {e}", code=1)
+    c = result.counts
+    typer.echo(f"done: {c.videos} videos processed ({c.failed} failed), "
+               f"{c.partitions} partitions written, {result.skipped_partitions} already committed, "
+               f"{result.seconds:.1f}s")
+    typer.echo(f"store: {loaded.store}")
+    if not quiet:
+        render(inspect_store(loaded.store))
+
+
+@app.command()
+def inspect(
+    store: Annotated[str, typer.Argument(help="store path or URI")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Tables, row counts, schemas and error counts by stage of a store."""
+    from vlprep.pipeline.inspect import inspect_store, render
+    from vlprep.pipeline.store import StoreError
+
+    try:
+        summary = inspect_store(store)
+    except StoreError as e:
+        _die(str(e))
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        render(summary)
+
+
+def _mount_subcommands() -> None:
+    from vlprep.jobs.convert_cli import app as manifest_app
+
+    app.add_typer(manifest_app, name="manifest",
+                  help="Convert public dataset formats (WebVid, HowTo100M, MSR-VTT) to a manifest.")
+
+
+_mount_subcommands()

@@ -1,0 +1,1 @@
+"""Job files, manifests and the converters that produce them."""

@@ -1,0 +1,1 @@
+"""Built-in job files (YAML) shipped inside the package."""

@@ -1,0 +1,69 @@
+"""Ray Data callables around stages.
+
+Rows travel between stages as (video_id, partition, state): ``state`` is the pickled per-video
+record, so stages can hand each other numpy frames and pending table rows without Ray having
+to infer a schema for them. Pickle here only carries our own objects between our own workers;
+it is never used for weights or user files.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+
+import pyarrow as pa
+
+from vlprep.jobs.config import StageSpec
+from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.stages.base import OUTPUTS, Record
+
+STATE = pa.schema([
+    pa.field("video_id", pa.string()),
+    pa.field("partition", pa.int64()),
+    pa.field("state", pa.large_binary()),
+])
+
+
+def to_records(batch: pa.Table) -> list[Record]:
+    return [pickle.loads(s) for s in batch.column("state").to_pylist()]
+
+
+def from_records(records: Iterable[Record]) -> pa.Table:
+    records = list(records)
+    return pa.table({
+        "video_id": [r["video_id"] for r in records],
+        "partition": [r["partition"] for r in records],
+        "state": [pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL) for r in records],
+    }, schema=STATE)
+
+
+def manifest_to_state(batch: pa.Table) -> pa.Table:
+    """Input partition rows -> state rows (the first step of every plan)."""
+    return from_records(batch.to_pylist())
+
+
+def run_stage_task(batch: pa.Table, spec: StageSpec) -> pa.Table:
+    """A stateless stage as a Ray task: building it is cheap, so it is built per batch."""
+    stage = spec.build()
+    stage.setup()
+    return from_records(run_guarded(stage, to_records(batch)))
+
+
+class StageActor:
+    """A stateful stage (a model) as a Ray actor: set up once, then called per batch."""
+
+    def __init__(self, spec: StageSpec):
+        self.stage = spec.build()
+        self.stage.setup()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return from_records(run_guarded(self.stage, to_records(batch)))
+
+
+def finish_state(batch: pa.Table) -> pa.Table:
+    """Drop everything but the pending table rows, so only outputs travel to the writer."""
+    out = []
+    for record in to_records(batch):
+        out.append({"video_id": record["video_id"], "partition": record["partition"],
+                    OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR)})
+    return from_records(out)

@@ -1,0 +1,65 @@
+"""Gather finished videos by input partition and commit each partition once it is complete."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from vlprep.pipeline.guard import ERROR
+from vlprep.pipeline.store import Store
+from vlprep.stages.base import OUTPUTS, Record
+
+
+@dataclass
+class RunCounts:
+    videos: int = 0
+    failed: int = 0
+    partitions: int = 0
+    rows: Counter = field(default_factory=Counter)
+    errors_by_stage: Counter = field(default_factory=Counter)
+
+
+class PartitionCollector:
+    """Holds finished videos until their partition is whole, then writes and commits it.
+
+    Memory is bounded by the partitions in flight, not by the size of the run.
+    """
+
+    def __init__(self, store: Store, expected: dict[int, int], target_file_bytes: int):
+        self.store = store
+        self.expected = dict(expected)
+        self.target_file_bytes = target_file_bytes
+        self.pending: dict[int, list[Record]] = defaultdict(list)
+        self.counts = RunCounts()
+
+    def add(self, record: Record) -> None:
+        pid = record["partition"]
+        if pid not in self.expected:
+            raise RuntimeError(f"video {record['video_id']!r} from unexpected partition {pid}")
+        self.pending[pid].append(record)
+        self.counts.videos += 1
+        if record.get(ERROR):
+            self.counts.failed += 1
+            self.counts.errors_by_stage[record[ERROR]["stage"]] += 1
+        if len(self.pending[pid]) == self.expected[pid]:
+            self._commit(pid)
+
+    def _commit(self, pid: int) -> None:
+        records = sorted(self.pending.pop(pid), key=lambda r: r["video_id"])
+        per_table: dict[str, list[pa.Table]] = defaultdict(list)
+        for record in records:
+            for table, rows in record.get(OUTPUTS, {}).items():
+                per_table[table].append(rows)
+        tables = {name: pa.concat_tables(parts) for name, parts in per_table.items()}
+        self.store.write_partition(pid, len(records), tables, self.target_file_bytes)
+        del self.expected[pid]
+        self.counts.partitions += 1
+        for name, table in tables.items():
+            self.counts.rows[name] += table.num_rows
+
+    @property
+    def incomplete(self) -> dict[int, int]:
+        """Partitions still missing videos: pid -> how many arrived."""
+        return {pid: len(self.pending.get(pid, ())) for pid in self.expected}

@@ -1,0 +1,71 @@
+"""Run a stage on a batch so that one bad video costs only its own rows.
+
+Kept free of Ray so it can be tested directly: the Ray adapters call :func:`run_guarded`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from vlprep.schemas import ERRORS
+from vlprep.stages.base import OUTPUTS, Record, Stage, VideoError, emit
+
+log = logging.getLogger("vlprep")
+ERROR = "_error"  # set on a record once a stage failed it; later stages skip the record
+MAX_REASON = 500
+
+
+def reason_of(exc: BaseException) -> str:
+    """A one-line, readable reason for an errors row."""
+    text = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def fail(record: Record, stage: str, reason: str) -> None:
+    """Mark the record failed at `stage` and queue its errors row."""
+    record[ERROR] = {"stage": stage, "error": reason}
+    emit(record, "errors", pa.table({
+        "video_id": [record["video_id"]], "stage": [stage], "error": [reason],
+        "path": [record.get("path")],
+    }, schema=ERRORS))
+
+
+def _snapshot(record: Record) -> Record:
+    copy = dict(record)
+    if OUTPUTS in copy:
+        copy[OUTPUTS] = dict(copy[OUTPUTS])
+    return copy
+
+
+def run_guarded(stage: Stage, records: list[Record]) -> list[Record]:
+    """Run `stage` on the live records; a failing batch is retried video by video."""
+    live = [r for r in records if ERROR not in r]
+    if not live:
+        return records
+    snapshots = [_snapshot(r) for r in live]
+    try:
+        stage(live)
+        return records
+    except Exception as exc:  # noqa: BLE001 - any failure becomes per-video errors below
+        if len(live) == 1:
+            _restore(live[0], snapshots[0])
+            fail(live[0], stage.name, reason_of(exc))
+            return records
+        log.info("stage %s failed on a batch of %d (%s); retrying one by one",
+                 stage.name, len(live), reason_of(exc))
+    for record, snapshot in zip(live, snapshots, strict=True):
+        _restore(record, snapshot)
+        try:
+            stage([record])
+        except Exception as exc:  # noqa: BLE001
+            _restore(record, snapshot)
+            fail(record, stage.name, reason_of(exc))
+    return records
+
+
+def _restore(record: Record, snapshot: Record) -> None:
+    record.clear()
+    record.update(_snapshot(snapshot))

@@ -1,0 +1,79 @@
+"""What a store holds: tables, rows, schemas, progress, and errors by stage."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from vlprep.pipeline.inputs import INDEX
+from vlprep.pipeline.store import INPUTS, Store, StoreError
+
+
+def inspect_store(uri: str) -> dict[str, Any]:
+    """A JSON-ready summary; raises StoreError when `uri` is not a readable vlprep store."""
+    store = Store(uri)
+    try:
+        if not store.exists():
+            raise StoreError(f"store {uri}: no such directory")
+        index_path = store.path(INPUTS, INDEX)
+        if store.fs.get_file_info(index_path).type.name != "File":
+            raise StoreError(f"store {uri}: not a vlprep store (no {INPUTS}/{INDEX})")
+        index = json.loads(store.read_bytes(index_path))
+        tables = {name: _table_summary(store, name) for name in store.tables()}
+        commits = store.commits()
+    except (OSError, ValueError) as e:
+        raise StoreError(f"store {uri}: unreadable ({e})") from None
+    errors_by_stage: Counter = Counter()
+    if "errors" in tables:
+        for path in store.table_files("errors"):
+            stages = pq.read_table(path, columns=["stage"], filesystem=store.fs).column("stage")
+            errors_by_stage.update(stages.to_pylist())
+    return {
+        "store": uri,
+        "tables": tables,
+        "errors_by_stage": dict(sorted(errors_by_stage.items())),
+        "partitions": {"committed": len(commits), "total": len(index["sizes"])},
+        "videos": {"total": index["videos"], "done": sum(c.videos for c in commits)},
+    }
+
+
+def _table_summary(store: Store, name: str) -> dict[str, Any]:
+    files = store.table_files(name)
+    rows, size, schema = 0, 0, None
+    for path in files:
+        meta = pq.read_metadata(path, filesystem=store.fs)
+        rows += meta.num_rows
+        size += store.fs.get_file_info(path).size
+        schema = schema or meta.schema.to_arrow_schema()
+    columns = schema.names if schema is not None else []
+    version = (schema.metadata or {}).get(b"vlprep.schema_version", b"").decode() if schema else ""
+    return {
+        "rows": rows,
+        "columns": columns,
+        "schema": {f.name: str(f.type) for f in schema} if schema is not None else {},
+        "schema_version": version,
+        "files": len(files),
+        "bytes": size,
+    }
+
+
+def render(summary: dict[str, Any]) -> None:
+    """Print the summary as tables (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    parts, videos = summary["partitions"], summary["videos"]
+    console.print(f"[bold]store[/] {summary['store']}  videos {videos['done']}/{videos['total']}"
+                  f"  partitions committed {parts['committed']}/{parts['total']}")
+    table = Table("table", "rows", "files", "MiB", "columns")
+    for name, t in summary["tables"].items():
+        cols = ", ".join(f"{c}:{t['schema'][c]}" for c in t["columns"])
+        table.add_row(name, str(t["rows"]), str(t["files"]), f"{t['bytes'] / 2**20:.2f}", cols)
+    console.print(table)
+    errors = summary["errors_by_stage"]
+    console.print("errors by stage: " + (", ".join(f"{k}={v}" for k, v in errors.items())
+                                         if errors else "none"))
