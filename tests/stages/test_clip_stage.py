@@ -9,6 +9,7 @@ from vlprep.models.clip import embed_frames, load_clip
 from vlprep.schemas import CLIP_FRAMES, with_vector_dims
 from vlprep.stages.base import OUTPUTS, Resources, VideoError
 from vlprep.stages.clip import ClipOptions, ClipStage
+from vlprep.stages.frames import SampledFrames
 from vlprep.stages.probe import ProbeOptions, ProbeStage
 from vlprep.stages.sample import SampleOptions, SampleStage
 
@@ -16,9 +17,10 @@ from vlprep.stages.sample import SampleOptions, SampleStage
 def record_with_frames(video_id: str, n: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     return {"video_id": video_id, "path": f"/{video_id}.mp4", "partition": 0,
-            "frames": rng.integers(0, 256, (n, 224, 224, 3), dtype=np.uint8),
-            "frame_indices": np.arange(n, dtype=np.int64) * 10 + 3,
-            "frame_times": (np.arange(n, dtype=np.float32) * 10 + 3) / 25}
+            "frames": SampledFrames(
+                frames=rng.integers(0, 256, (n, 224, 224, 3), dtype=np.uint8),
+                indices=np.arange(n, dtype=np.int64) * 10 + 3,
+                times=(np.arange(n, dtype=np.float32) * 10 + 3) / 25)}
 
 
 def test_options_validation(tiny_clip_dir, tmp_path):
@@ -49,18 +51,18 @@ def test_rows_per_video_schema_and_embeddings(tiny_clip_dir):
     schema = with_vector_dims(CLIP_FRAMES, embedding=16)
     for record in batch:
         table = record[OUTPUTS]["clip_frames"]
-        n = len(record["frames"])
+        n = len(record["frames"].frames)
         assert table.schema.equals(schema, check_metadata=True) and table.num_rows == n
         cols = table.to_pydict()
         assert cols["video_id"] == [record["video_id"]] * n
-        assert cols["frame_index"] == record["frame_indices"].tolist()
-        np.testing.assert_allclose(cols["time"], record["frame_times"])
+        assert cols["frame_index"] == record["frames"].indices.tolist()
+        np.testing.assert_allclose(cols["time"], record["frames"].times)
         assert cols["sample_rank"] == list(range(n))
         emb = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(n, 16)
         assert emb.dtype == np.float16
         np.testing.assert_allclose(np.linalg.norm(emb.astype(np.float32), axis=1), 1, atol=2e-3)
         # batching across videos and chunking by frame_batch change nothing
-        alone = embed_frames(model, record["frames"])
+        alone = embed_frames(model, record["frames"].frames)
         np.testing.assert_allclose(emb.astype(np.float32), alone, atol=2e-3)
 
 
@@ -81,5 +83,5 @@ def test_probe_sample_clip_on_a_real_video(tiny_clip_config):
     ClipStage(options, Resources())([record])
     table = record[OUTPUTS]["clip_frames"]
     assert table.num_rows == 8
-    assert table.column("frame_index").to_pylist() == record["frame_indices"].tolist()
+    assert table.column("frame_index").to_pylist() == record["frames"].indices.tolist()
     assert set(record[OUTPUTS]) == {"videos", "clip_frames"}

@@ -56,7 +56,8 @@ def test_decord_and_pyav_decode_identical_frames(name):
 
 def test_stage_output_on_bigbuckbunny():
     record = run_sample(sample_videos()["bigbuckbunny"])
-    frames, indices, times = record["frames"], record["frame_indices"], record["frame_times"]
+    s = record["frames"]
+    frames, indices, times = s.frames, s.indices, s.times
     assert frames.shape == (8, 224, 224, 3) and frames.dtype == np.uint8
     assert indices.dtype == np.int64 and indices.tolist() == uniform_indices(132, 8).tolist()
     assert times.dtype == np.float32
@@ -68,7 +69,7 @@ def test_frames_are_the_centre_crop_of_the_resized_frame():
     """Check against PyAV decoding + PIL bilinear resize + crop, computed independently."""
     path = sample_videos()["bikes"]  # 640 x 272: landscape, so the crop cuts the sides
     record = run_sample(path, num_frames=4)
-    target = int(record["frame_indices"][1])
+    target = int(record["frames"].indices[1])
     with av.open(str(path)) as container:
         for n, frame in enumerate(container.decode(video=0)):
             if n == target:
@@ -78,9 +79,9 @@ def test_frames_are_the_centre_crop_of_the_resized_frame():
     resized = np.asarray(image.resize((w, 224), Image.Resampling.BILINEAR))
     left = (w - 224) // 2
     expected = resized[:, left:left + 224]
-    diff = np.abs(record["frames"][1].astype(int) - expected.astype(int))
+    diff = np.abs(record["frames"].frames[1].astype(int) - expected.astype(int))
     assert diff.max() <= 2 and diff.mean() < 0.5
-    shifted = np.abs(record["frames"][1].astype(int) - resized[:, :224].astype(int))
+    shifted = np.abs(record["frames"].frames[1].astype(int) - resized[:, :224].astype(int))
     assert shifted.mean() > 5  # a left-aligned crop would not match
 
 
@@ -102,9 +103,9 @@ def test_short_video_repeats_frames(tmp_path):
     path = write_video(tmp_path / "short.mp4", frames)
     for decoder in ("decord", "pyav"):
         record = run_sample(path, num_frames=8, size=32, decoder=decoder)
-        assert record["frame_indices"].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
-        assert record["frames"].shape == (8, 32, 32, 3)
-        means = record["frames"].reshape(8, -1).mean(axis=1)
+        assert record["frames"].indices.tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+        assert record["frames"].frames.shape == (8, 32, 32, 3)
+        means = record["frames"].frames.reshape(8, -1).mean(axis=1)
         np.testing.assert_allclose(means, [0, 0, 0, 40, 40, 80, 80, 80], atol=3)
 
 
@@ -112,13 +113,13 @@ def test_pyav_stage_equals_decord_stage():
     path = sample_videos()["carphone_pristine"]
     a = run_sample(path, decoder="decord")
     b = run_sample(path, decoder="pyav")
-    np.testing.assert_array_equal(a["frames"], b["frames"])
-    np.testing.assert_array_equal(a["frame_times"], b["frame_times"])
+    np.testing.assert_array_equal(a["frames"].frames, b["frames"].frames)
+    np.testing.assert_array_equal(a["frames"].times, b["frames"].times)
 
 
 def test_crop_option():
     record = run_sample(sample_videos()["carphone_distorted"], num_frames=2, size=256, crop=224)
-    assert record["frames"].shape == (2, 224, 224, 3)
+    assert record["frames"].frames.shape == (2, 224, 224, 3)
     with pytest.raises(ValueError, match="cannot exceed"):
         SampleOptions(size=224, crop=256)
     with pytest.raises(ValueError):

@@ -37,7 +37,3 @@ TEXTS = table_schema("texts", [
     pa.field("start", pa.float32()),
     pa.field("end", pa.float32()),
 ])
-
-TABLES: dict[str, pa.Schema] = {
-    s.metadata[b"vlprep.table"].decode(): s for s in (VIDEOS, ERRORS, CLIP_FRAMES, TEXTS)
-}

@@ -56,10 +56,12 @@ class Stage:
     tables: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources()
 
-    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None):
+    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None,
+                 store: str | None = None):
         self.options = options
         self.resources = resources
         self.name = name or self.kind
+        self.store = store  # the job's store URI, for stages that read earlier tables
 
     def setup(self) -> None:
         """Load models or other per-worker state; called once before the first batch."""
@@ -82,3 +84,40 @@ def emit(record: Record, table: str, rows: pa.Table) -> None:
         outputs[table] = pa.concat_tables([outputs[table], rows])
     else:
         outputs[table] = rows
+
+
+class AggregateStage:
+    """A corpus-wide stage: it reads a whole table written by the stages before it.
+
+    The runner runs :meth:`partial` on batches of ``source`` (only ``columns``) in parallel,
+    sums the numeric columns of the partial results grouped by ``keys`` (a Ray aggregation,
+    so no process holds the whole table), and hands the totals to :meth:`finalize`, which
+    returns the tables to write. Per-video stages after an aggregate stage run in a later pass
+    and may read its tables (``self.store``).
+    """
+
+    kind: ClassVar[str] = ""
+    Options: ClassVar[type[StageOptions]] = StageOptions
+    source: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, ...]] = ()
+    keys: ClassVar[tuple[str, ...]] = ()
+    tables: ClassVar[tuple[str, ...]] = ()
+    default_resources: ClassVar[Resources] = Resources(batch_size=4096)
+
+    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None,
+                 store: str | None = None):
+        self.options = options
+        self.resources = resources
+        self.name = name or self.kind
+        self.store = store
+
+    def setup(self) -> None:
+        """Per-worker set-up before :meth:`partial` is called."""
+
+    def partial(self, batch: pa.Table) -> pa.Table:
+        """Partial aggregates of one batch: the ``keys`` columns plus numeric columns to sum."""
+        raise NotImplementedError
+
+    def finalize(self, totals: pa.Table) -> dict[str, pa.Table]:
+        """The output tables from the summed partials (small: one row per key)."""
+        raise NotImplementedError

@@ -16,7 +16,8 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from vlprep.schemas import CLIP_FRAMES, with_vector_dims
-from vlprep.stages.base import Record, Resources, Stage, StageOptions, VideoError, emit
+from vlprep.stages.base import Record, Resources, Stage, StageOptions, emit
+from vlprep.stages.frames import SampledFrames, get_frames
 
 
 class ClipOptions(StageOptions):
@@ -31,6 +32,7 @@ class ClipOptions(StageOptions):
         description="CLIPVisionConfig overrides for init: random (default ViT-B/16-like)")
     device: str = "auto"
     frame_batch: int = Field(default=64, gt=0, description="frames per forward pass")
+    frames: str = Field(default="frames", description="record key of the sampled frames")
 
     @field_validator("device")
     @classmethod
@@ -84,27 +86,25 @@ class ClipStage(Stage):
         from vlprep.models.clip import embed_frames
 
         self.setup()
-        for record in batch:
-            if record.get("frames") is None or len(record["frames"]) == 0:
-                raise VideoError("no sampled frames (the sample stage must run before clip)")
-        frames = np.concatenate([record["frames"] for record in batch])
         opts: ClipOptions = self.options  # type: ignore[assignment]
+        sampled = [get_frames(record, opts.frames) for record in batch]
+        frames = np.concatenate([s.frames for s in sampled])
         embeddings = embed_frames(self.model, frames, self.device, opts.frame_batch)
         start = 0
-        for record in batch:
-            n = len(record["frames"])
-            emit(record, "clip_frames", self.rows(record, embeddings[start:start + n]))
+        for record, s in zip(batch, sampled, strict=True):
+            n = len(s)
+            emit(record, "clip_frames", self.rows(record, s, embeddings[start:start + n]))
             start += n
         return batch
 
-    def rows(self, record: Record, embeddings: np.ndarray) -> pa.Table:
+    def rows(self, record: Record, sampled: SampledFrames, embeddings: np.ndarray) -> pa.Table:
         """One row per frame; the vectors go in as one flat fp16 buffer (no per-row lists)."""
         n, dim = embeddings.shape
         flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float16).reshape(-1))
         return pa.Table.from_arrays([
             pa.array([record["video_id"]] * n, pa.string()),
-            pa.array(np.asarray(record["frame_indices"], dtype=np.int32)),
-            pa.array(np.asarray(record["frame_times"], dtype=np.float32)),
+            pa.array(np.asarray(sampled.indices, dtype=np.int32)),
+            pa.array(np.asarray(sampled.times, dtype=np.float32)),
             pa.array(np.arange(n, dtype=np.int16)),
             pa.FixedSizeListArray.from_arrays(flat, dim),
         ], schema=self.schema)

@@ -1,8 +1,8 @@
 """Sparse frame sampling: pick frame indices, decode only those, resize and centre crop.
 
-Adds to each record ``frames`` (uint8 N x S x S x 3, RGB), ``frame_indices`` (int64 N) and
-``frame_times`` (float32 N, seconds = index / average fps). Emits no rows: the frames are the
-input of the model stages.
+Adds to each record a :class:`SampledFrames` under the option ``key`` (default ``frames``):
+uint8 N x S x S x 3 RGB frames, their int64 indices and float32 times (index / average fps).
+Emits no rows: the frames are the input of the model stages.
 
 Resizing uses torch's bilinear interpolation with ``antialias=True`` on uint8 tensors: it
 matches PIL's bilinear resize to within 1 grey level, works on the whole batch of frames at
@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from vlprep.stages.base import Record, Resources, Stage, StageOptions, VideoError
 from vlprep.stages.decode import open_video
+from vlprep.stages.frames import SampledFrames
 from vlprep.stages.samplers import sample_indices
 
 
@@ -29,6 +30,7 @@ class SampleOptions(StageOptions):
     size: int = Field(default=224, gt=0, description="shorter side after resizing")
     crop: int | None = Field(default=None, gt=0, description="centre crop side (default: size)")
     decoder: Literal["decord", "pyav"] = "decord"
+    key: str = Field(default="frames", description="record key the frames are stored under")
 
     @model_validator(mode="after")
     def _crop_fits(self) -> SampleOptions:
@@ -73,6 +75,7 @@ class SampleStage(Stage):
         frames = source.read(indices)
         fps = source.fps or float((record.get("probe") or {}).get("fps") or 0.0)
         times = indices / fps if fps > 0 else np.zeros(len(indices))
-        record["frames"] = resize_center_crop(frames, opts.size, opts.crop)
-        record["frame_indices"] = indices.astype(np.int64)
-        record["frame_times"] = times.astype(np.float32)
+        record[opts.key] = SampledFrames(
+            frames=resize_center_crop(frames, opts.size, opts.crop),
+            indices=indices.astype(np.int64), times=times.astype(np.float32),
+            sampler=opts.sampler)

@@ -1,0 +1,35 @@
+"""Sampled frames as they pass from a sampling stage to the model stages.
+
+A job may sample the same video several ways (8 uniform frames for CLIP, 30 fps windows for
+S3D, 12 frames for the detector); each sample stage stores its result under its own record key
+(option ``key``) and each model stage names the key it reads (option ``frames``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlprep.stages.base import Record, VideoError
+
+
+@dataclass
+class SampledFrames:
+    frames: np.ndarray  # uint8, N x H x W x 3, RGB
+    indices: np.ndarray  # int64, N: frame index in the decoded timeline
+    times: np.ndarray  # float32, N: seconds
+    sampler: str = ""
+    window_starts: np.ndarray | None = None  # float32, seconds: start of each fixed window
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def get_frames(record: Record, key: str) -> SampledFrames:
+    """The frames a sample stage left under `key`; a readable error when there are none."""
+    sampled = record.get(key)
+    if not isinstance(sampled, SampledFrames) or len(sampled) == 0:
+        raise VideoError(f"no sampled frames under {key!r} (is a sample stage with "
+                         f"key: {key} before this one?)")
+    return sampled
