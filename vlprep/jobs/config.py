@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vlprep.stages.base import Resources, Stage, StageOptions
+from vlprep.stages.base import AggregateStage, Resources, Stage, StageOptions
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency")
 BUILTIN_PACKAGE = "vlprep.jobs.builtin"
@@ -57,12 +57,13 @@ class StageSpec:
     """One validated stage of a job: enough to build the stage anywhere (e.g. in a Ray worker)."""
 
     name: str
-    cls: type[Stage]
+    cls: type[Stage] | type[AggregateStage]
     options: StageOptions
     resources: Resources
+    store: str | None = None  # the job's store, for stages that read earlier tables
 
-    def build(self) -> Stage:
-        return self.cls(self.options, self.resources, self.name)
+    def build(self) -> Stage | AggregateStage:
+        return self.cls(self.options, self.resources, self.name, self.store)
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,10 @@ def load_job(job: str, overrides: list[str] = ()) -> Job:
         top = JobFile.model_validate(data)
     except ValidationError as e:
         raise JobError(f"{source}: {_first_error(e)}") from None
-    return Job(top, _stage_specs(top.stages, source))
+    return Job(top, _stage_specs(top.stages, source, top.store))
 
 
-def _stage_specs(stages: dict | list, source: str) -> list[StageSpec]:
+def _stage_specs(stages: dict | list, source: str, store: str) -> list[StageSpec]:
     from vlprep.stages import stage_classes
 
     kinds = stage_classes()
@@ -185,7 +186,7 @@ def _stage_specs(stages: dict | list, source: str) -> list[StageSpec]:
         except ValidationError as e:
             raise JobError(f"{source}: {_first_error(e, prefix=where)}") from None
         resources = replace(cls.default_resources, **res.model_dump(exclude_unset=True))
-        specs.append(StageSpec(name, cls, options, resources))
+        specs.append(StageSpec(name, cls, options, resources, store))
     return specs
 
 

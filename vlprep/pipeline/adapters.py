@@ -60,6 +60,13 @@ class StageActor:
         return from_records(run_guarded(self.stage, to_records(batch)))
 
 
+def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
+    """An aggregate stage's partial aggregation of one batch of its source table."""
+    stage = spec.build()
+    stage.setup()
+    return stage.partial(batch)
+
+
 def finish_state(batch: pa.Table) -> pa.Table:
     """Drop everything but the pending table rows, so only outputs travel to the writer."""
     out = []

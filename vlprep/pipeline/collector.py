@@ -27,21 +27,23 @@ class PartitionCollector:
     Memory is bounded by the partitions in flight, not by the size of the run.
     """
 
-    def __init__(self, store: Store, expected: dict[int, int], target_file_bytes: int):
+    def __init__(self, store: Store, expected: dict[int, int], target_file_bytes: int,
+                 pass_index: int = 0, counts: RunCounts | None = None):
         self.store = store
+        self.pass_index = pass_index
         self.expected = dict(expected)
         self.target_file_bytes = target_file_bytes
         self.pending: dict[int, list[Record]] = defaultdict(list)
-        self.counts = RunCounts()
+        self.counts = counts if counts is not None else RunCounts()
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, count_video: bool = True) -> None:
         pid = record["partition"]
         if pid not in self.expected:
             raise RuntimeError(f"video {record['video_id']!r} from unexpected partition {pid}")
         self.pending[pid].append(record)
-        self.counts.videos += 1
+        self.counts.videos += count_video
         if record.get(ERROR):
-            self.counts.failed += 1
+            self.counts.failed += count_video
             self.counts.errors_by_stage[record[ERROR]["stage"]] += 1
         if len(self.pending[pid]) == self.expected[pid]:
             self._commit(pid)
@@ -53,9 +55,10 @@ class PartitionCollector:
             for table, rows in record.get(OUTPUTS, {}).items():
                 per_table[table].append(rows)
         tables = {name: pa.concat_tables(parts) for name, parts in per_table.items()}
-        self.store.write_partition(pid, len(records), tables, self.target_file_bytes)
+        self.store.write_partition(pid, len(records), tables, self.target_file_bytes,
+                                   self.pass_index)
         del self.expected[pid]
-        self.counts.partitions += 1
+        self.counts.partitions += self.pass_index == 0
         for name, table in tables.items():
             self.counts.rows[name] += table.num_rows
 

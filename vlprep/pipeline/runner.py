@@ -1,4 +1,4 @@
-"""Run a job: its stage list becomes one streaming Ray Data plan writing the store.
+"""Run a job: its stage list becomes streaming Ray Data plans writing the store.
 
 Stateless stages run as Ray tasks, stages with a model as actor pools, each with the
 resources it declares. Input partitions already committed in the store are skipped, so a
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
@@ -19,6 +19,8 @@ from vlprep.pipeline.collector import PartitionCollector, RunCounts
 from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path, prepare_inputs
 from vlprep.pipeline.progress import RunProgress
 from vlprep.pipeline.store import INPUTS, Store, StoreError
+from vlprep.schemas import TABLES
+from vlprep.stages.base import AggregateStage
 
 log = logging.getLogger("vlprep")
 
@@ -27,9 +29,33 @@ log = logging.getLogger("vlprep")
 class RunResult:
     store: str
     total_videos: int
-    skipped_partitions: int
-    counts: RunCounts
+    skipped_partitions: int  # partitions of the first pass committed before this run
+    counts: RunCounts  # what this run did (videos of the first pass; rows of all passes)
     seconds: float
+
+
+@dataclass
+class Pass:
+    """Per-video stages run in one streaming plan, then optionally a corpus-wide aggregate.
+
+    A job's stage list is cut after each aggregate stage: stages after it need its output,
+    so they run in a further pass over the videos.
+    """
+
+    index: int
+    stages: list[StageSpec] = field(default_factory=list)
+    aggregate: StageSpec | None = None
+
+
+def plan_passes(stages: list[StageSpec]) -> list[Pass]:
+    passes = [Pass(0)]
+    for spec in stages:
+        if issubclass(spec.cls, AggregateStage):
+            passes[-1].aggregate = spec
+            passes.append(Pass(len(passes)))
+        else:
+            passes[-1].stages.append(spec)
+    return [p for p in passes if p.stages or p.aggregate]
 
 
 def run_job(job: Job, address: str | None = None, quiet: bool = False) -> RunResult:
@@ -48,38 +74,85 @@ def run_job(job: Job, address: str | None = None, quiet: bool = False) -> RunRes
         if store.fs.get_file_info(store.path(INPUTS, "_index.json")).type.name != "File":
             store.fs.delete_dir_contents(store.path(INPUTS), missing_dir_ok=True)
         raise
-    done = store.committed()
-    expected = {pid: n for pid, n in enumerate(index.sizes) if pid not in done}
-    collector = PartitionCollector(store, expected, job.file.target_file_bytes)
     for spec in job.stages:
-        if spec.options.__dict__.get("init") == "random":
+        if getattr(spec.options, "init", None) == "random":
             log.warning("stage %s uses RANDOM weights (init: random): features are not "
                         "meaningful; point `checkpoint` at real weights for real runs", spec.name)
-    if expected:
-        _execute(job, store, collector, address, quiet, total=index.total, already=len(done))
-        if collector.incomplete:
-            raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
-    return RunResult(job.store, index.total, len(done), collector.counts,
-                     time.monotonic() - started)
+    skipped = len(store.committed(0))
+    counts = RunCounts()
+    for step in plan_passes(job.stages):
+        if step.stages:
+            _run_video_pass(job, store, index.sizes, step, counts, address, quiet)
+        if step.aggregate:
+            _run_aggregate(job, store, step.aggregate, counts, address)
+    return RunResult(job.store, index.total, skipped, counts, time.monotonic() - started)
 
 
-def _execute(job: Job, store: Store, collector: PartitionCollector, address: str | None,
-             quiet: bool, total: int, already: int) -> None:
+def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts: RunCounts,
+                    address: str | None, quiet: bool) -> None:
+    done = store.committed(step.index)
+    expected = {pid: n for pid, n in enumerate(sizes) if pid not in done}
+    if not expected:
+        return
     import ray
 
     _init_ray(job, address)
-    ds = ray.data.read_parquet([input_path(store, pid) for pid in sorted(collector.expected)],
+    collector = PartitionCollector(store, expected, job.file.target_file_bytes, step.index,
+                                   counts=counts)
+    ds = ray.data.read_parquet([input_path(store, pid) for pid in sorted(expected)],
                                filesystem=store.fs, schema=INPUT_SCHEMA)
     ds = ds.map_batches(adapters.manifest_to_state, batch_format="pyarrow", batch_size=64)
-    for spec in job.stages:
+    for spec in step.stages:
         ds = _add_stage(ds, spec)
     ds = ds.map_batches(adapters.finish_state, batch_format="pyarrow", batch_size=None)
-    todo = sum(collector.expected.values())
-    with RunProgress(todo, quiet=quiet, label=job.file.name) as progress:
+    label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
+    with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for record in adapters.to_records(batch):
-                collector.add(record)
+                collector.add(record, count_video=step.index == 0)
                 progress.advance(failed=bool(record.get("_error")))
+    if collector.incomplete:
+        raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
+
+
+def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
+                   address: str | None) -> None:
+    """A Ray aggregation over a whole table: partials in parallel, sums grouped by key."""
+    unit = f"agg-{spec.name}"
+    if unit in store.committed_units():
+        return
+    import pyarrow as pa
+    import ray
+
+    stage = spec.build()
+    stage.setup()
+    source = TABLES[stage.source].empty_table().select(list(stage.columns))
+    value_columns = [c for c in stage.partial(source).column_names if c not in stage.keys]
+    files = store.table_files(stage.source)
+    if files:
+        _init_ray(job, address)
+        res = spec.resources
+        ds = ray.data.read_parquet(files, filesystem=store.fs).select_columns(
+            list(stage.columns))
+        ds = ds.map_batches(adapters.run_partial, fn_kwargs={"spec": spec},
+                            batch_format="pyarrow", batch_size=res.batch_size,
+                            num_cpus=res.num_cpus,
+                            compute=ray.data.TaskPoolStrategy(size=res.concurrency))
+        grouped = ds.groupby(list(stage.keys)).sum(value_columns)
+        parts = [ray.get(ref) for ref in grouped.to_arrow_refs()]
+        totals = pa.concat_tables([t for t in parts if t.num_rows]) if any(
+            t.num_rows for t in parts) else None
+    else:
+        totals = None
+    if totals is None:
+        totals = stage.partial(source)
+    else:
+        totals = totals.rename_columns(
+            [c[4:-1] if c.startswith("sum(") else c for c in totals.column_names])
+    tables = stage.finalize(totals)
+    store.write_unit(unit, 0, tables, job.file.target_file_bytes)
+    for name, table in tables.items():
+        counts.rows[name] += table.num_rows
 
 
 def _add_stage(ds, spec: StageSpec):

@@ -31,7 +31,8 @@ import vlprep
 from vlprep.pipeline.failpoints import failpoint
 
 INPUTS, COMMITS, TMP = "_inputs", "_commits", "_tmp"
-_PART = re.compile(r"^part-(\d{6})(?:-\d{3})?\.(parquet|json)$")
+# Our data file names: [ph<pass>-]part-<pid>-<k>.parquet and agg-<stage>-<k>.parquet
+_DATA = re.compile(r"^(?:ph\d+-)?part-\d{6}-\d{3}\.parquet$|^agg-[\w.-]+-\d{3}\.parquet$")
 
 
 class StoreError(RuntimeError):
@@ -50,9 +51,14 @@ def part_name(pid: int, k: int | None = None, ext: str = "parquet") -> str:
     return f"part-{pid:06d}.{ext}" if k is None else f"part-{pid:06d}-{k:03d}.{ext}"
 
 
+def pass_prefix(pass_index: int) -> str:
+    """File-name prefix of a pass over the videos: none for the first, `ph<N>-` after."""
+    return "" if pass_index == 0 else f"ph{pass_index}-"
+
+
 @dataclass(frozen=True)
 class Commit:
-    pid: int
+    unit: str  # "part-000003", "ph1-part-000003" or "agg-entities"
     videos: int
     files: dict[str, list[str]]  # table -> file names
     rows: dict[str, int]
@@ -84,39 +90,48 @@ class Store:
                 if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")]
 
     # commits -----------------------------------------------------------------------------
-    def committed(self) -> set[int]:
-        out = set()
-        for info in self._list(COMMITS):
-            m = _PART.match(info.base_name)
-            if m and m.group(2) == "json":
-                out.add(int(m.group(1)))
-        return out
+    def committed_units(self) -> set[str]:
+        return {i.base_name[:-5] for i in self._list(COMMITS)
+                if i.type == pafs.FileType.File and i.base_name.endswith(".json")}
+
+    def committed(self, pass_index: int = 0) -> set[int]:
+        """Partition ids committed by a pass over the videos."""
+        prefix = pass_prefix(pass_index) + "part-"
+        return {int(u[len(prefix):]) for u in self.committed_units()
+                if u.startswith(prefix) and u[len(prefix):].isdigit()}
 
     def commits(self) -> list[Commit]:
         records = []
-        for pid in sorted(self.committed()):
-            data = json.loads(self.read_bytes(self.path(COMMITS, part_name(pid, ext="json"))))
-            records.append(Commit(data["pid"], data["videos"], data["files"], data["rows"]))
+        for unit in sorted(self.committed_units()):
+            data = json.loads(self.read_bytes(self.path(COMMITS, f"{unit}.json")))
+            records.append(Commit(unit, data["videos"], data["files"], data["rows"]))
         return records
 
     def recover(self) -> list[str]:
-        """Delete what a crashed run left: temporary files and files of uncommitted partitions."""
+        """Delete what a crashed run left: temporary files, and data files no commit lists."""
         removed = []
         if self.fs.get_file_info(self.path(TMP)).type == pafs.FileType.Directory:
             self.fs.delete_dir(self.path(TMP))
             removed.append(self.path(TMP))
-        done = self.committed()
+        listed = {f"{table}/{name}" for c in self.commits()
+                  for table, names in c.files.items() for name in names}
         for table in self.tables():
-            for info in self._list(table):
-                m = _PART.match(info.base_name)  # files not named by us are left alone
-                if info.type == pafs.FileType.File and m and int(m.group(1)) not in done:
+            for info in self._list(table):  # files not named by us are left alone
+                if (info.type == pafs.FileType.File and _DATA.match(info.base_name)
+                        and f"{table}/{info.base_name}" not in listed):
                     self.fs.delete_file(info.path)
                     removed.append(info.path)
         return removed
 
     def write_partition(self, pid: int, videos: int, tables: dict[str, pa.Table],
-                        target_file_bytes: int) -> Commit:
+                        target_file_bytes: int, pass_index: int = 0) -> Commit:
         """Write one partition's tables and commit it: all of it becomes visible, or none."""
+        unit = f"{pass_prefix(pass_index)}part-{pid:06d}"
+        return self.write_unit(unit, videos, tables, target_file_bytes)
+
+    def write_unit(self, unit: str, videos: int, tables: dict[str, pa.Table],
+                   target_file_bytes: int) -> Commit:
+        """Write the tables of one commit unit under deterministic names, then commit it."""
         aside = self.path(TMP, uuid.uuid4().hex)
         self.fs.create_dir(aside)
         moves: list[tuple[str, str]] = []
@@ -127,7 +142,7 @@ class Store:
             self.fs.create_dir(self.path(table))
             files[table] = []
             for k, chunk in enumerate(_split_by_bytes(data, target_file_bytes)):
-                name = part_name(pid, k)
+                name = f"{unit}-{k:03d}.parquet"
                 tmp = f"{aside}/{table}-{name}"
                 _write_parquet(self.fs, tmp, chunk, target_file_bytes)
                 moves.append((tmp, self.path(table, name)))
@@ -137,10 +152,10 @@ class Store:
             if i == 0:
                 failpoint("store.first_file_moved")
         failpoint("store.files_moved")
-        commit = Commit(pid, videos, files, {t: d.num_rows for t, d in tables.items()})
-        record = dict(pid=pid, videos=videos, files=files, rows=commit.rows,
+        commit = Commit(unit, videos, files, {t: d.num_rows for t, d in tables.items()})
+        record = dict(unit=unit, videos=videos, files=files, rows=commit.rows,
                       committed_at=time.time(), vlprep_version=vlprep.__version__)
-        self.write_atomic(self.path(COMMITS, part_name(pid, ext="json")),
+        self.write_atomic(self.path(COMMITS, f"{unit}.json"),
                           json.dumps(record, indent=1).encode())
         failpoint("store.committed")
         self.fs.delete_dir(aside)
