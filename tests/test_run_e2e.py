@@ -167,3 +167,32 @@ def test_bad_jobs_exit_nonzero_with_one_line(tmp_path, manifest, problem):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], result.stderr
+
+
+def test_tables_carry_the_recipe(finished_store):
+    result = run_cli("inspect", str(finished_store), "--recipe", "--json")
+    assert result.returncode == 0, result.stderr
+    recipes = json.loads(result.stdout)["recipes"]
+    assert set(recipes) >= {"_store", "videos", "clip_frames", "texts", "errors"}
+    for table in ("videos", "clip_frames"):
+        stages = {s["name"]: s for s in recipes[table]["recipe"]["stages"]}
+        assert stages["sample"]["options"]["num_frames"] == 8
+        assert stages["clip"]["weights"] == {"init": "random", "seed": 0}
+        assert recipes[table]["schema_version"] == "1"
+
+
+def test_another_recipe_is_refused_then_new_store_replaces(tmp_path, manifest, finished_store):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(finished_store, store)
+    job = write_job(tmp_path / "job.yaml", manifest, store)
+    refused = run_cli("run", str(job), "--quiet", "--set", "stages.sample.num_frames=4")
+    assert refused.returncode != 0
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "another recipe" in lines[0] and "num_frames: 8 -> 4" in lines[0]
+    assert read_rows(store, "clip_frames") == read_rows(finished_store, "clip_frames")
+    replaced = run_cli("run", str(job), "--quiet", "--set", "stages.sample.num_frames=4",
+                       "--new-store")
+    assert replaced.returncode == 0, replaced.stderr
+    assert len(read_rows(store, "clip_frames")) == 4 * 4

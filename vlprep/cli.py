@@ -30,19 +30,22 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster (default: local)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+    new_store: Annotated[bool, typer.Option(
+        "--new-store", help="delete the store's contents first (to change its recipe)")] = False,
 ) -> None:
     """Run a job: manifest in, store out. Failed videos become rows of `errors`."""
     from vlprep.jobs.config import JobError, load_job
     from vlprep.jobs.manifest import ManifestError
     from vlprep.pipeline.inspect import inspect_store, render
+    from vlprep.pipeline.provenance import RecipeError
     from vlprep.pipeline.runner import run_job
     from vlprep.pipeline.store import StoreError
 
     _setup_logging(quiet)
     try:
         loaded = load_job(job, set_ or [])
-        result = run_job(loaded, address=address, quiet=quiet)
-    except (JobError, ManifestError, StoreError) as e:
+        result = run_job(loaded, address=address, quiet=quiet, new_store=new_store)
+    except (JobError, ManifestError, StoreError, RecipeError) as e:
         _die(str(e))
     except Exception as e:  # noqa: BLE001 - the job failed as a whole: one line, non-zero
         log.debug("job failed", exc_info=True)
@@ -60,19 +63,45 @@ def run(
 def inspect(
     store: Annotated[str, typer.Argument(help="store path or URI")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    recipe: Annotated[bool, typer.Option("--recipe", help="print how each table was made")] = False,
 ) -> None:
     """Tables, row counts, schemas and error counts by stage of a store."""
-    from vlprep.pipeline.inspect import inspect_store, render
+    from vlprep.pipeline.inspect import inspect_store, render, table_recipes
     from vlprep.pipeline.store import StoreError
 
     try:
         summary = inspect_store(store)
+        if recipe:
+            summary["recipes"] = table_recipes(store)
     except StoreError as e:
         _die(str(e))
-    if as_json:
+    if recipe and not as_json:
+        typer.echo(json.dumps(summary["recipes"], indent=2, sort_keys=True))
+    elif as_json:
         typer.echo(json.dumps(summary))
     else:
         render(summary)
+
+
+weights_app = typer.Typer(no_args_is_help=True, help="Checkpoint checksums.")
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("verify")
+def weights_verify(
+    path: Annotated[str, typer.Argument(help="checkpoint file or model directory")],
+    expect: Annotated[str | None, typer.Option(help="the sha256 it must have")] = None,
+) -> None:
+    """Print a checkpoint's sha256 (a directory: over its files); exit 1 if it differs."""
+    from vlprep.pipeline.provenance import RecipeError, checkpoint_sha256
+
+    try:
+        digest = checkpoint_sha256(path)
+    except (RecipeError, OSError) as e:
+        _die(str(e))
+    if expect and expect.lower() != digest:
+        _die(f"{path}: sha256 {digest} does not match the expected {expect}", code=1)
+    typer.echo(f"{digest}  {path}")
 
 
 def _mount_subcommands() -> None:

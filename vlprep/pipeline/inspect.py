@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from vlprep.pipeline.inputs import INDEX
+from vlprep.pipeline.provenance import RECIPE_FILE
 from vlprep.pipeline.store import INPUTS, Store, StoreError
 
 
@@ -38,6 +39,27 @@ def inspect_store(uri: str) -> dict[str, Any]:
         "partitions": {"committed": len(commits), "total": len(index["sizes"])},
         "videos": {"total": index["videos"], "done": sum(c.videos for c in commits)},
     }
+
+
+def table_recipes(uri: str) -> dict[str, Any]:
+    """The recipe recorded in each table's Parquet metadata, and the store's own record."""
+    store = Store(uri)
+    out: dict[str, Any] = {}
+    path = store.path(RECIPE_FILE)
+    if store.fs.get_file_info(path).type.name == "File":
+        out["_store"] = json.loads(store.read_bytes(path))
+    for name in store.tables():
+        files = store.table_files(name)
+        if not files:
+            continue
+        meta = pq.read_schema(files[0], filesystem=store.fs).metadata or {}
+        raw = meta.get(b"vlprep.recipe")
+        out[name] = {
+            "schema_version": meta.get(b"vlprep.schema_version", b"").decode(),
+            "vlprep_version": meta.get(b"vlprep.version", b"").decode(),
+            "recipe": json.loads(raw) if raw else None,
+        }
+    return out
 
 
 def _table_summary(store: Store, name: str) -> dict[str, Any]:

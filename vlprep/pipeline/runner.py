@@ -7,6 +7,7 @@ re-run after a crash (or a second run) only does what is missing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -18,6 +19,14 @@ from vlprep.pipeline import adapters
 from vlprep.pipeline.collector import PartitionCollector, RunCounts
 from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path, prepare_inputs
 from vlprep.pipeline.progress import RunProgress
+from vlprep.pipeline.provenance import (
+    RECIPE_FILE,
+    RecipeError,
+    comparable,
+    first_difference,
+    job_recipe,
+    recipe_json,
+)
 from vlprep.pipeline.store import INPUTS, Store, StoreError
 from vlprep.schemas import TABLES
 from vlprep.stages.base import AggregateStage
@@ -58,15 +67,24 @@ def plan_passes(stages: list[StageSpec]) -> list[Pass]:
     return [p for p in passes if p.stages or p.aggregate]
 
 
-def run_job(job: Job, address: str | None = None, quiet: bool = False) -> RunResult:
-    """Run `job` to completion; per-video failures become `errors` rows, not exceptions."""
+def run_job(job: Job, address: str | None = None, quiet: bool = False,
+            new_store: bool = False) -> RunResult:
+    """Run `job` to completion; per-video failures become `errors` rows, not exceptions.
+
+    `new_store` deletes what the store holds first (to change the recipe of a store).
+    """
     started = time.monotonic()
+    recipe = job_recipe(job)  # checks checkpoints' sha256 before any work
     store = Store(job.store)
     try:
+        if new_store and store.exists():
+            store.fs.delete_dir_contents(store.root)
         store.fs.create_dir(store.root)
         store.recover()
+        _check_recipe(store, recipe)
     except OSError as e:
         raise StoreError(f"store {job.store}: cannot be written ({e})") from None
+    store.metadata = {"vlprep.recipe": recipe_json(recipe)}
     try:
         manifest = resolve_manifest(job.manifest)
         index = prepare_inputs(store, manifest, job.file.partition_size)
@@ -86,6 +104,19 @@ def run_job(job: Job, address: str | None = None, quiet: bool = False) -> RunRes
         if step.aggregate:
             _run_aggregate(job, store, step.aggregate, counts, address)
     return RunResult(job.store, index.total, skipped, counts, time.monotonic() - started)
+
+
+def _check_recipe(store: Store, recipe: dict) -> None:
+    """Refuse to append to a store made with another recipe; record it on first use."""
+    path = store.path(RECIPE_FILE)
+    if store.fs.get_file_info(path).type.name == "File":
+        old = json.loads(store.read_bytes(path))
+        diff = first_difference(comparable(old), comparable(recipe))
+        if diff:
+            raise RecipeError(f"store {store.uri} was made with another recipe ({diff}); "
+                              "write to a new store, or pass --new-store to replace it")
+        return
+    store.write_atomic(path, json.dumps(recipe, indent=1, sort_keys=True).encode())
 
 
 def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts: RunCounts,

@@ -10,10 +10,10 @@ runner turns it into an ``errors`` row for that video and the rest of the batch 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Record = dict[str, Any]
 
@@ -29,6 +29,19 @@ class StageOptions(BaseModel):
     """Base of every stage's options model: unknown keys are an error, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class WeightsOptions(StageOptions):
+    """Options every backbone stage shares: where its weights come from and their checksum.
+
+    `sha256` (of the checkpoint file, or of a model directory as `vlprep weights verify`
+    prints it) stops the job before any work when the checkpoint differs.
+    """
+
+    checkpoint: str | None = Field(default=None, description="local path or URI of the weights")
+    init: Literal["checkpoint", "random"] = "checkpoint"
+    seed: int = Field(default=0, description="seed of init: random")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
