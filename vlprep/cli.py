@@ -83,6 +83,39 @@ def inspect(
         render(summary)
 
 
+@app.command()
+def scan(
+    manifest: Annotated[str, typer.Argument(help="manifest path or URI (CSV, JSONL, Parquet)")],
+    out: Annotated[str, typer.Option(help="folder for the report and filtered manifest")] = "scan",
+    job: Annotated[str | None, typer.Option(help="take the caps from this job's probe")] = None,
+    max_file_bytes: Annotated[int | None, typer.Option(help="cap: file size")] = None,
+    max_duration: Annotated[float | None, typer.Option(help="cap: seconds")] = None,
+    max_pixels: Annotated[int | None, typer.Option(help="cap: width x height")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+) -> None:
+    """Probe every row; report ok / missing / unreadable / no video / over caps / duplicate."""
+    from vlprep.jobs.config import JobError, load_job
+    from vlprep.jobs.manifest import ManifestError
+    from vlprep.pipeline.scan import STATUSES, scan_manifest
+
+    caps: dict = {}
+    try:
+        if job:
+            probes = [s for s in load_job(job).stages if s.cls.kind == "probe"]
+            caps = probes[0].options.model_dump() if probes else {}
+        given = {"max_file_bytes": max_file_bytes, "max_duration": max_duration,
+                 "max_pixels": max_pixels}
+        caps.update({k: v for k, v in given.items() if v is not None})
+        result = scan_manifest(manifest, out, caps, workers)
+    except (JobError, ManifestError) as e:
+        _die(str(e))
+    except ValueError as e:  # caps the probe stage does not know
+        _die(f"scan: {' '.join(str(e).split())}")
+    counts = result.counts
+    typer.echo("  ".join(f"{s} {counts.get(s, 0)}" for s in STATUSES))
+    typer.echo(f"report: {result.report}\nusable rows: {result.manifest}")
+
+
 weights_app = typer.Typer(no_args_is_help=True, help="Checkpoint checksums.")
 app.add_typer(weights_app, name="weights")
 

@@ -12,7 +12,7 @@ import pytest
 from vlprep.jobs.config import Job, JobFile, StageSpec
 from vlprep.pipeline.runner import plan_passes, run_job
 from vlprep.pipeline.store import open_filesystem
-from vlprep.stages.base import AggregateStage, Resources, Stage, StageOptions, emit
+from vlprep.stages.base import AggregateStage, Resources, Stage, emit
 from vlprep.stages.texts import TextsStage
 
 WORDS = pa.schema([("video_id", pa.string()), ("word", pa.string()), ("count", pa.int64())])
@@ -64,9 +64,9 @@ def test_plan_passes_cuts_after_aggregates():
 
 @pytest.fixture(scope="module")
 def ray_local():
-    import ray
-
     import os
+
+    import ray
 
     here = os.path.dirname(__file__)  # workers import this module's stage classes
     ray.init(num_cpus=2, include_dashboard=False,

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -106,7 +106,8 @@ def _locate(uri: str) -> _Source:
         base = os.path.dirname(path)
     else:
         parts = urlsplit(uri)
-        base = urlunsplit((parts.scheme, parts.netloc, posixpath.dirname(parts.path), "", ""))
+        base = urlunsplit((parts.scheme, parts.netloc, posixpath.dirname(parts.path),
+                           _inherited_query(parts.scheme, parts.query), ""))
     return _Source(uri, fs, path, fmt, compression, base, local)
 
 
@@ -121,7 +122,22 @@ def _resolve(path: str, src: _Source) -> str:
         return path
     parts = urlsplit(src.base)
     joined = posixpath.normpath(posixpath.join(parts.path or "/", path))
-    return urlunsplit((parts.scheme, parts.netloc, joined, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, joined, parts.query, ""))
+
+
+# Object-store URI options (pyarrow's) that relative video paths inherit from the manifest's
+# URI, so videos are read from the same endpoint; secrets are never copied into `path` rows.
+_INHERIT_QUERY_SCHEMES = ("s3", "gs", "gcs")
+_SECRET_KEYS = ("access_key", "secret_key", "session_token", "access_token",
+                "credential_token_expiration", "role_arn", "external_id")
+
+
+def _inherited_query(scheme: str, query: str) -> str:
+    if scheme not in _INHERIT_QUERY_SCHEMES or not query:
+        return ""
+    keep = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+            if k not in _SECRET_KEYS]
+    return urlencode(keep)
 
 
 def _is_number(value: Any) -> bool:
@@ -197,8 +213,10 @@ def _segments(value: Any) -> list[dict[str, Any]] | None:
 class _Batcher:
     """Validates raw rows, checks id uniqueness while streaming, packs fixed-size batches."""
 
-    def __init__(self, src: _Source, batch_rows: int, unit: str) -> None:
+    def __init__(self, src: _Source, batch_rows: int, unit: str,
+                 allow_duplicates: bool = False) -> None:
         self.src, self.batch_rows, self.unit = src, batch_rows, unit
+        self.allow_duplicates = allow_duplicates
         self.seen: dict[str, int] = {}
         self.buf: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         self.rows = 0
@@ -212,7 +230,7 @@ class _Batcher:
             segments = _segments(get("segments"))
         except ValueError as exc:
             raise ManifestError(f"manifest {self.src.uri} {self.unit} {loc}: {exc}") from None
-        first = self.seen.setdefault(video_id, loc)
+        first = loc if self.allow_duplicates else self.seen.setdefault(video_id, loc)
         if first != loc:
             raise self.src.fail(
                 f"duplicate video_id {video_id!r} ({self.unit}s {first} and {loc})")
@@ -323,17 +341,19 @@ def _require(src: _Source, names: Sequence[str]) -> None:
 _READERS = {"csv": (_csv, "row"), "jsonl": (_jsonl, "line"), "parquet": (_parquet, "row")}
 
 
-def read_manifest(uri: str, batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+def read_manifest(uri: str, batch_rows: int = 65536,
+                  allow_duplicates: bool = False) -> Iterator[pa.RecordBatch]:
     """Stream a CSV / JSONL / Parquet manifest (local path or URI) as `MANIFEST` batches.
 
     A missing file or unknown format raises at once; row problems raise while iterating.
-    Rows are numbered from 1 (CSV/Parquet data rows; JSONL file lines).
+    Rows are numbered from 1 (CSV/Parquet data rows; JSONL file lines). Duplicate ids are an
+    error unless `allow_duplicates` (for `vlprep scan`, which reports them as rows).
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
     src = _locate(uri)
     reader, unit = _READERS[src.fmt]
-    return _stream(src, reader, _Batcher(src, batch_rows, unit))
+    return _stream(src, reader, _Batcher(src, batch_rows, unit, allow_duplicates))
 
 
 def _stream(src: _Source, reader: Callable[[_Source, _Batcher], Iterator[pa.RecordBatch]],

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 
 from vlprep.jobs.config import StageSpec
-from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.guard import ERROR
+from vlprep.pipeline.journal import Journal, run_journaled
 from vlprep.stages.base import OUTPUTS, Record
 
 STATE = pa.schema([
@@ -42,11 +43,15 @@ def manifest_to_state(batch: pa.Table) -> pa.Table:
     return from_records(batch.to_pylist())
 
 
+def _journal(spec: StageSpec) -> Journal | None:
+    return Journal(spec.store, spec.name) if spec.store else None
+
+
 def run_stage_task(batch: pa.Table, spec: StageSpec) -> pa.Table:
     """A stateless stage as a Ray task: building it is cheap, so it is built per batch."""
     stage = spec.build()
     stage.setup()
-    return from_records(run_guarded(stage, to_records(batch)))
+    return from_records(run_journaled(stage, to_records(batch), _journal(spec)))
 
 
 class StageActor:
@@ -55,9 +60,10 @@ class StageActor:
     def __init__(self, spec: StageSpec):
         self.stage = spec.build()
         self.stage.setup()
+        self.journal = _journal(spec)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return from_records(run_guarded(self.stage, to_records(batch)))
+        return from_records(run_journaled(self.stage, to_records(batch), self.journal))
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:

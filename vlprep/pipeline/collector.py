@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.store import Store
 from vlprep.stages.base import OUTPUTS, Record
@@ -49,6 +50,7 @@ class PartitionCollector:
             self._commit(pid)
 
     def _commit(self, pid: int) -> None:
+        failpoint("collector.partition_complete")
         records = sorted(self.pending.pop(pid), key=lambda r: r["video_id"])
         per_table: dict[str, list[pa.Table]] = defaultdict(list)
         for record in records:

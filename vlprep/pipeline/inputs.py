@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlprep.jobs.manifest import ManifestError, manifest_fingerprint, read_manifest
+from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.store import INPUTS, Store, part_name
 from vlprep.schemas.manifest import MANIFEST
 
@@ -77,6 +78,7 @@ def _write_partition(store: Store, pid: int, table: pa.Table) -> None:
     tmp = store.path(INPUTS, f".{part_name(pid)}.tmp")
     pq.write_table(table, tmp, filesystem=store.fs)
     store.fs.move(tmp, input_path(store, pid))
+    failpoint("inputs.partition_written")
 
 
 def input_path(store: Store, pid: int) -> str:

@@ -40,9 +40,20 @@ class StoreError(RuntimeError):
 
 
 def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path inside it) for a local path or a URI such as s3://bucket/prefix."""
+    """(filesystem, path inside it) for a local path or a URI such as s3://bucket/prefix.
+
+    pyarrow's own filesystems first (s3, gs, hdfs, abfs), fsspec's for other schemes. S3
+    endpoint and credentials come from the URI query (``?endpoint_override=host:port&
+    scheme=http``) or the standard variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``...).
+    """
     if "://" in uri:
-        fs, path = pafs.FileSystem.from_uri(uri)
+        try:
+            fs, path = pafs.FileSystem.from_uri(uri)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            import fsspec
+
+            fsspec_fs, path = fsspec.core.url_to_fs(uri)
+            fs = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_fs))
         return fs, path.rstrip("/")
     return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
 

@@ -22,7 +22,15 @@ OUTPUTS = "_outputs"
 
 
 class VideoError(Exception):
-    """A readable, per-video failure: becomes an `errors` row, never a crash of the job."""
+    """A readable, per-video failure: becomes an `errors` row, never a crash of the job.
+
+    `code` classifies it for `vlprep scan`: missing, unreadable, no_video_stream, over_caps,
+    timeout (the message says the details).
+    """
+
+    def __init__(self, message: str, code: str = "unreadable"):
+        super().__init__(message)
+        self.code = code
 
 
 class StageOptions(BaseModel):

@@ -1,0 +1,67 @@
+"""Survive videos that kill their worker process (a decoder segfault, an OOM kill).
+
+Ray restarts a dead worker and retries its batch, forever for actors. Before a batch runs, a
+small journal entry names its videos; it is removed when the batch is done. Finding its own
+entry at the start means an earlier attempt died: the batch then runs one video at a time,
+each with its own entry, and a video whose lone attempt already died becomes an `errors` row
+instead of killing the worker again. Entries live under ``STORE/_tmp/inflight/`` (cleared
+when a run starts), so every node of a cluster sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from vlprep.pipeline.failpoints import failpoint
+from vlprep.pipeline.guard import ERROR, fail, run_guarded
+from vlprep.pipeline.store import TMP, Store
+from vlprep.stages.base import Record, Stage
+
+CRASH_REASON = "the stage's worker process died while processing this video"
+
+
+class Journal:
+    def __init__(self, store_uri: str, stage_name: str):
+        self.store = Store(store_uri)
+        self.dir = self.store.path(TMP, "inflight", stage_name)
+
+    def _path(self, ids: list[str]) -> str:
+        key = hashlib.sha1("\0".join(sorted(ids)).encode()).hexdigest()
+        return f"{self.dir}/{key}.json"
+
+    def begin(self, ids: list[str]) -> int:
+        """Record an attempt at these videos; returns how many earlier attempts died."""
+        path = self._path(ids)
+        earlier = 0
+        if self.store.fs.get_file_info(path).type.name == "File":
+            earlier = json.loads(self.store.read_bytes(path))["attempts"]
+        self.store.write_atomic(path, json.dumps({"ids": ids, "attempts": earlier + 1}).encode())
+        return earlier
+
+    def end(self, ids: list[str]) -> None:
+        path = self._path(ids)
+        if self.store.fs.get_file_info(path).type.name == "File":
+            self.store.fs.delete_file(path)
+
+
+def run_journaled(stage: Stage, records: list[Record], journal: Journal | None) -> list[Record]:
+    """`run_guarded`, made safe against videos that crash the process."""
+    live = [r for r in records if ERROR not in r]
+    for record in live:
+        failpoint(f"video:{record['video_id']}")
+    if journal is None or not live:
+        return run_guarded(stage, records)
+    ids = [r["video_id"] for r in live]
+    if journal.begin(ids) == 0:
+        run_guarded(stage, live)
+    else:  # an earlier attempt of this batch died: one video at a time, to find the culprit
+        for record in live:
+            one = [record["video_id"]]
+            if journal.begin(one) > 0:  # it was alone in flight when a worker died
+                fail(record, stage.name, CRASH_REASON)
+            else:
+                run_guarded(stage, [record])
+            journal.end(one)
+    journal.end(ids)
+    return records
