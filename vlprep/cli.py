@@ -116,6 +116,46 @@ def scan(
     typer.echo(f"report: {result.report}\nusable rows: {result.manifest}")
 
 
+@app.command()
+def plan(
+    job: Annotated[str, typer.Argument(help="job file (YAML) or built-in job name")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE")] = None,
+    sample: Annotated[int, typer.Option(help="videos to time through the stages")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Estimate rows, bytes and run time per table and stage, and check free space."""
+    from vlprep.jobs.config import JobError, load_job
+    from vlprep.jobs.manifest import ManifestError
+    from vlprep.pipeline.plan import plan_job
+
+    logging.basicConfig(level=logging.WARNING, format="vlprep: %(levelname)s %(message)s")
+    try:
+        estimate = plan_job(load_job(job, set_ or []), sample=sample)
+    except (JobError, ManifestError) as e:
+        _die(str(e))
+    if as_json:
+        typer.echo(json.dumps(estimate.to_dict()))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"{estimate.videos} videos; timed on {estimate.sampled} "
+                  f"({estimate.failed_in_sample} failed)")
+    stages = Table("stage", "setup s", "s/video", "cpus", "workers")
+    for st in estimate.stages:
+        stages.add_row(st.name, f"{st.setup_s:.2f}", f"{st.s_per_video:.3f}", f"{st.cpus:g}",
+                       str(st.concurrency))
+    console.print(stages)
+    tables = Table("table", "rows", "MiB", "bytes/video")
+    for t in estimate.tables:
+        tables.add_row(t.name, str(t.rows), f"{t.bytes / 2**20:.2f}", f"{t.per_video_bytes:.0f}")
+    console.print(tables)
+    console.print(f"estimated run time: {estimate.seconds:.0f} s")
+    for warning in estimate.warnings:
+        console.print(f"[bold red]warning:[/] {warning}")
+
+
 weights_app = typer.Typer(no_args_is_help=True, help="Checkpoint checksums.")
 app.add_typer(weights_app, name="weights")
 

@@ -1,0 +1,148 @@
+"""`vlprep plan JOB`: estimate rows, bytes and time of a run before running it.
+
+A few videos from the manifest go through the job's stages in this process (each stage with
+the threads its declared CPUs give it, as in a Ray worker); their outputs are written to
+Parquet in memory exactly as the store writes them. Rows and bytes per video scale to the
+whole manifest; time is the stages' CPU work spread over the CPUs, plus set-up.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vlprep.jobs.builtin_manifests import resolve_manifest
+from vlprep.jobs.config import Job
+from vlprep.jobs.manifest import read_manifest
+from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.store import open_filesystem
+from vlprep.stages.base import OUTPUTS, AggregateStage
+
+RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
+
+
+@dataclass
+class StageEstimate:
+    name: str
+    setup_s: float
+    s_per_video: float
+    cpus: float
+    concurrency: int
+
+
+@dataclass
+class TableEstimate:
+    name: str
+    rows: int
+    bytes: int
+    per_video_bytes: float
+
+
+@dataclass
+class Plan:
+    videos: int
+    sampled: int
+    failed_in_sample: int
+    stages: list[StageEstimate] = field(default_factory=list)
+    tables: list[TableEstimate] = field(default_factory=list)
+    seconds: float = 0.0
+    free_bytes: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _count_rows(manifest: str) -> int:
+    return sum(batch.num_rows for batch in read_manifest(manifest))
+
+
+def _parquet_bytes(table: pa.Table) -> int:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.tell()
+
+
+def _free_bytes(store: str) -> int | None:
+    fs, root = open_filesystem(store)
+    if fs.type_name != "local":
+        return None
+    path = Path(root)
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
+    """Estimate a run of `job` from `sample` videos of its manifest."""
+    import torch
+
+    manifest = resolve_manifest(job.manifest)
+    total = _count_rows(manifest)
+    rows = [dict(r, partition=0) for batch in islice(read_manifest(manifest, batch_rows=sample), 1)
+            for r in batch.to_pylist()][:sample]
+    cpus = cpus or job.file.ray.num_cpus or os.cpu_count() or 1
+    plan = Plan(videos=total, sampled=len(rows), failed_in_sample=0)
+    outputs: dict[str, list[pa.Table]] = defaultdict(list)
+    threads = torch.get_num_threads()
+    try:
+        for spec in job.stages:
+            stage = spec.build()
+            torch.set_num_threads(max(1, int(spec.resources.num_cpus)))
+            started = time.perf_counter()
+            stage.setup()
+            setup_s = time.perf_counter() - started
+            if isinstance(stage, AggregateStage):
+                _collect(rows, outputs)  # the pass before the aggregate is done
+                plan.failed_in_sample += sum(ERROR in r for r in rows)
+                rows = [{k: v for k, v in r.items() if k not in (OUTPUTS, ERROR)} for r in rows]
+                sources = outputs.get(stage.source, [])
+                if sources:
+                    source = pa.concat_tables(sources).select(list(stage.columns))
+                    for name, table in stage.finalize(stage.partial(source)).items():
+                        outputs[f"aggregate:{name}"].append(table)
+                plan.stages.append(StageEstimate(spec.name, setup_s, 0.0,
+                                                 spec.resources.num_cpus, 1))
+                continue
+            started = time.perf_counter()
+            run_guarded(stage, rows)
+            per_video = (time.perf_counter() - started) / max(1, len(rows))
+            plan.stages.append(StageEstimate(spec.name, setup_s, per_video,
+                                             spec.resources.num_cpus, spec.resources.concurrency))
+    finally:
+        torch.set_num_threads(threads)
+    plan.failed_in_sample += sum(ERROR in r for r in rows)
+    _collect(rows, outputs)
+    scale = total / max(1, len(rows))
+    for name, parts in sorted(outputs.items()):
+        table = pa.concat_tables(parts)
+        size = _parquet_bytes(table)
+        if name.startswith("aggregate:"):
+            plan.tables.append(TableEstimate(name.split(":", 1)[1], table.num_rows, size, 0.0))
+        else:
+            plan.tables.append(TableEstimate(name, round(table.num_rows * scale),
+                                             round(size * scale), size / max(1, len(rows))))
+    work = sum(s.s_per_video * s.cpus * total for s in plan.stages)
+    slowest = max((s.s_per_video * total / s.concurrency for s in plan.stages), default=0.0)
+    plan.seconds = RAY_STARTUP_S + max(s.setup_s for s in plan.stages) + max(work / cpus, slowest)
+    plan.free_bytes = _free_bytes(job.store)
+    needed = sum(t.bytes for t in plan.tables)
+    if plan.free_bytes is not None and plan.free_bytes < needed:
+        plan.warnings.append(f"the store's filesystem has {plan.free_bytes / 2**30:.1f} GiB free, "
+                             f"the run needs about {needed / 2**30:.1f} GiB")
+    return plan
+
+
+def _collect(records: list[dict], outputs: dict[str, list[pa.Table]]) -> None:
+    for record in records:
+        for table, rows in record.get(OUTPUTS, {}).items():
+            outputs[table].append(rows)
