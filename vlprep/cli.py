@@ -38,7 +38,7 @@ def run(
     from vlprep.jobs.manifest import ManifestError
     from vlprep.pipeline.inspect import inspect_store, render
     from vlprep.pipeline.provenance import RecipeError
-    from vlprep.pipeline.runner import run_job
+    from vlprep.pipeline.runner import run_job, run_summary
     from vlprep.pipeline.store import StoreError
 
     _setup_logging(quiet)
@@ -56,7 +56,22 @@ def run(
                f"{result.seconds:.1f}s")
     typer.echo(f"store: {loaded.store}")
     if not quiet:
+        _render_summary(run_summary(result))
         render(inspect_store(loaded.store))
+
+
+def _render_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("stage", "in", "ok", "errors", "worker s", "videos/worker s", "top error",
+                  title="this run, per stage")
+    for name, st in summary["stages"].items():
+        top = next(iter(st["errors_by_reason"]), "")
+        table.add_row(name, str(st["in"]), str(st["ok"]), str(st["errors"]),
+                      f"{st['worker_seconds']:.1f}", str(st["videos_per_worker_second"] or "-"),
+                      top[:60])
+    Console().print(table)
 
 
 @app.command()

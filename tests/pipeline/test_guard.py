@@ -3,7 +3,6 @@
 import pyarrow as pa
 
 from vlprep.pipeline.guard import ERROR, reason_of, run_guarded
-from vlprep.schemas import TEXTS
 from vlprep.stages.base import OUTPUTS, Resources, Stage, StageOptions, VideoError, emit
 
 
@@ -14,9 +13,7 @@ class Picky(Stage):
 
     def __call__(self, batch):
         for record in batch:
-            emit(record, "texts", pa.table({
-                "video_id": [record["video_id"]], "segment": [0], "source": ["caption"],
-                "text": ["x"], "start": [None], "end": [None]}, schema=TEXTS))
+            emit(record, "texts", pa.table({"video_id": [record["video_id"]], "text": ["x"]}))
             record["seen"] = True
         for record in batch:
             if record["video_id"].startswith("bad"):

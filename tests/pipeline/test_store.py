@@ -7,15 +7,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from vlprep.pipeline.store import COMMITS, TMP, Store
-from vlprep.schemas import ERRORS, VIDEOS
+from vlprep.schemas import ERRORS, TEXTS
 
 
 def _videos(ids):
-    return pa.table({
-        "video_id": ids, "path": [f"/v/{i}.mp4" for i in ids], "duration": [1.0] * len(ids),
-        "fps": [30.0] * len(ids), "frame_count": [30] * len(ids), "width": [320] * len(ids),
-        "height": [240] * len(ids), "codec": ["h264"] * len(ids), "file_size": [10] * len(ids),
-    }, schema=VIDEOS)
+    """Rows for a table (any schema with a video_id will do: here `errors`)."""
+    return pa.table({"video_id": ids, "stage": ["probe"] * len(ids),
+                     "error": ["bad"] * len(ids), "path": [f"/v/{i}.mp4" for i in ids]},
+                    schema=ERRORS)
 
 
 def test_write_partition_is_committed_and_readable(tmp_path):
@@ -25,7 +24,7 @@ def test_write_partition_is_committed_and_readable(tmp_path):
     assert commit.files == {"videos": ["part-000003-000.parquet"]}
     table = ds.dataset(store.path("videos")).to_table()
     assert table.column("video_id").to_pylist() == ["a", "b"]
-    assert table.schema.metadata[b"vlprep.table"] == b"videos"
+    assert table.schema.metadata[b"vlprep.table"] == b"errors"
     record = json.loads((tmp_path / "s" / COMMITS / "part-000003.json").read_text())
     assert record["rows"] == {"videos": 2} and record["videos"] == 2
     assert not any((tmp_path / "s" / TMP).iterdir())
@@ -33,7 +32,7 @@ def test_write_partition_is_committed_and_readable(tmp_path):
 
 def test_empty_tables_write_no_files(tmp_path):
     store = Store(str(tmp_path / "s"))
-    store.write_partition(0, 1, {"errors": ERRORS.empty_table(), "videos": _videos(["a"])}, 2**20)
+    store.write_partition(0, 1, {"texts": TEXTS.empty_table(), "videos": _videos(["a"])}, 2**20)
     assert store.tables() == ["videos"]
 
 

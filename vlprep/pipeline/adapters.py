@@ -9,6 +9,7 @@ it is never used for weights or user files.
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -16,7 +17,9 @@ import pyarrow as pa
 from vlprep.jobs.config import StageSpec
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import Journal, run_journaled
-from vlprep.stages.base import OUTPUTS, Record
+from vlprep.stages.base import OUTPUTS, Record, Stage
+
+TIMINGS = "_seconds"  # per stage: this video's share of its batches' wall time
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -47,11 +50,22 @@ def _journal(spec: StageSpec) -> Journal | None:
     return Journal(spec.store, spec.name) if spec.store else None
 
 
+def _timed(stage: Stage, records: list[Record], journal: Journal | None) -> pa.Table:
+    """Run the stage and charge each live video its share of the batch's seconds."""
+    live = [r for r in records if not r.get(ERROR)]
+    started = time.perf_counter()
+    run_journaled(stage, records, journal)
+    share = (time.perf_counter() - started) / max(1, len(live))
+    for record in live:
+        record.setdefault(TIMINGS, {})[stage.name] = share
+    return from_records(records)
+
+
 def run_stage_task(batch: pa.Table, spec: StageSpec) -> pa.Table:
     """A stateless stage as a Ray task: building it is cheap, so it is built per batch."""
     stage = spec.build()
     stage.setup()
-    return from_records(run_journaled(stage, to_records(batch), _journal(spec)))
+    return _timed(stage, to_records(batch), _journal(spec))
 
 
 class StageActor:
@@ -63,7 +77,7 @@ class StageActor:
         self.journal = _journal(spec)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return from_records(run_journaled(self.stage, to_records(batch), self.journal))
+        return _timed(self.stage, to_records(batch), self.journal)
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
@@ -78,5 +92,6 @@ def finish_state(batch: pa.Table) -> pa.Table:
     out = []
     for record in to_records(batch):
         out.append({"video_id": record["video_id"], "partition": record["partition"],
-                    OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR)})
+                    OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
+                    TIMINGS: record.get(TIMINGS, {})})
     return from_records(out)

@@ -7,10 +7,18 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from vlprep.pipeline.adapters import TIMINGS
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.store import Store
 from vlprep.stages.base import OUTPUTS, Record
+
+
+@dataclass
+class StageCounts:
+    videos: int = 0  # videos that reached the stage
+    errors: Counter = field(default_factory=Counter)  # reason -> videos
+    seconds: float = 0.0  # summed per-video shares of batch wall time (worker time)
 
 
 @dataclass
@@ -20,6 +28,20 @@ class RunCounts:
     partitions: int = 0
     rows: Counter = field(default_factory=Counter)
     errors_by_stage: Counter = field(default_factory=Counter)
+    stages: dict[str, StageCounts] = field(default_factory=dict)
+
+    def note_video(self, record: Record) -> None:
+        """Per-stage accounting of one finished video."""
+        for name, seconds in record.get(TIMINGS, {}).items():
+            stage = self.stages.setdefault(name, StageCounts())
+            stage.videos += 1
+            stage.seconds += seconds
+        error = record.get(ERROR)
+        if error:
+            stage = self.stages.setdefault(error["stage"], StageCounts())
+            stage.errors[error["error"]] += 1
+            if error["stage"] not in record.get(TIMINGS, {}):
+                stage.videos += 1  # failed before any timing was taken (crash journal)
 
 
 class PartitionCollector:
@@ -42,6 +64,7 @@ class PartitionCollector:
         if pid not in self.expected:
             raise RuntimeError(f"video {record['video_id']!r} from unexpected partition {pid}")
         self.pending[pid].append(record)
+        self.counts.note_video(record)
         self.counts.videos += count_video
         if record.get(ERROR):
             self.counts.failed += count_video

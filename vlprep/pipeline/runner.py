@@ -31,6 +31,8 @@ from vlprep.pipeline.store import INPUTS, Store, StoreError
 from vlprep.schemas import TABLES
 from vlprep.stages.base import AggregateStage
 
+RUNS = "_runs"  # one summary JSON per run
+
 log = logging.getLogger("vlprep")
 
 
@@ -103,7 +105,31 @@ def run_job(job: Job, address: str | None = None, quiet: bool = False,
             _run_video_pass(job, store, index.sizes, step, counts, address, quiet)
         if step.aggregate:
             _run_aggregate(job, store, step.aggregate, counts, address)
-    return RunResult(job.store, index.total, skipped, counts, time.monotonic() - started)
+    result = RunResult(job.store, index.total, skipped, counts, time.monotonic() - started)
+    if counts.videos or counts.rows:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        store.write_atomic(store.path(RUNS, f"run-{stamp}.json"),
+                           json.dumps(run_summary(result), indent=1).encode())
+    return result
+
+
+def run_summary(result: RunResult) -> dict:
+    """Per stage: videos in, ok, errors by reason, worker seconds and videos per second."""
+    stages = {}
+    for name, st in result.counts.stages.items():
+        errors = sum(st.errors.values())
+        stages[name] = {
+            "in": st.videos, "ok": st.videos - errors, "errors": errors,
+            "errors_by_reason": dict(st.errors.most_common()),
+            "worker_seconds": round(st.seconds, 3),
+            "videos_per_worker_second": round(st.videos / st.seconds, 3) if st.seconds else None,
+        }
+    c = result.counts
+    return {"store": result.store, "videos": c.videos, "failed": c.failed,
+            "partitions_written": c.partitions, "partitions_skipped": result.skipped_partitions,
+            "rows": dict(c.rows), "seconds": round(result.seconds, 3),
+            "videos_per_second": round(c.videos / result.seconds, 3) if result.seconds else None,
+            "stages": stages}
 
 
 def _check_recipe(store: Store, recipe: dict) -> None:
