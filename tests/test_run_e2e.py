@@ -63,6 +63,14 @@ def test_inspect_json_counts(finished_store):
     assert "embedding" in summary["tables"]["clip_frames"]["columns"]
     assert summary["errors_by_stage"] == {"probe": 2}
     assert summary["videos"] == {"total": 6, "done": 6}
+    flow = {s["stage"]: (s["in"], s["ok"], s["errors"]) for s in summary["stages"]}
+    assert flow == {"probe": (6, 4, 2), "texts": (4, 4, 0), "sample": (4, 4, 0),
+                    "clip": (4, 4, 0)}
+    runs = list((finished_store / "_runs").glob("run-*.json"))
+    assert len(runs) == 1
+    run = json.loads(runs[0].read_text())
+    assert run["stages"]["probe"]["in"] == 6 and run["stages"]["probe"]["errors"] == 2
+    assert run["stages"]["clip"]["ok"] == 4 and run["stages"]["clip"]["worker_seconds"] > 0
 
 
 def test_rerun_adds_no_rows(tmp_path, manifest, finished_store):

@@ -35,10 +35,29 @@ def inspect_store(uri: str) -> dict[str, Any]:
     return {
         "store": uri,
         "tables": tables,
+        "stages": _stage_flow(store, sum(c.videos for c in commits), errors_by_stage),
         "errors_by_stage": dict(sorted(errors_by_stage.items())),
         "partitions": {"committed": len(commits), "total": len(index["sizes"])},
         "videos": {"total": index["videos"], "done": sum(c.videos for c in commits)},
     }
+
+
+def _stage_flow(store: Store, videos: int, errors: Counter) -> list[dict[str, Any]]:
+    """Per stage, in = ok + errors: every video that enters a stage leaves it as one of the
+    two, and only the ok ones enter the next stage (each pass starts with all videos)."""
+    path = store.path(RECIPE_FILE)
+    if store.fs.get_file_info(path).type.name != "File":
+        return []
+    flow, entering = [], videos
+    for stage in json.loads(store.read_bytes(path))["stages"]:
+        if stage.get("aggregate"):
+            entering = videos
+            continue
+        failed = errors.get(stage["name"], 0)
+        flow.append({"stage": stage["name"], "in": entering, "ok": entering - failed,
+                     "errors": failed})
+        entering -= failed
+    return flow
 
 
 def table_recipes(uri: str) -> dict[str, Any]:
@@ -96,6 +115,10 @@ def render(summary: dict[str, Any]) -> None:
         cols = ", ".join(f"{c}:{t['schema'][c]}" for c in t["columns"])
         table.add_row(name, str(t["rows"]), str(t["files"]), f"{t['bytes'] / 2**20:.2f}", cols)
     console.print(table)
+    if summary.get("stages"):
+        console.print("videos per stage: " + ", ".join(
+            f"{s['stage']} {s['in']} in = {s['ok']} ok + {s['errors']} errors"
+            for s in summary["stages"]))
     errors = summary["errors_by_stage"]
     console.print("errors by stage: " + (", ".join(f"{k}={v}" for k, v in errors.items())
                                          if errors else "none"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import vlprep
 from vlprep.schemas import SCHEMA_VERSION
+from vlprep.stages.base import AggregateStage
 
 RECIPE_FILE = "_recipe.json"
 # Options that change how fast a stage runs, never what it writes.
@@ -74,6 +75,8 @@ def stage_recipe(spec: Any, cache: dict[str, str] | None = None) -> dict[str, An
     options = spec.options.model_dump(mode="json", by_alias=True)
     recipe = {"name": spec.name, "kind": spec.cls.kind,
               "options": {k: v for k, v in sorted(options.items()) if k not in RUNTIME_OPTIONS}}
+    if issubclass(spec.cls, AggregateStage):
+        recipe["aggregate"] = True
     weights = weights_of(spec.options, cache)
     if weights is not None:
         recipe["weights"] = weights
