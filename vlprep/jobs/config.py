@@ -17,6 +17,7 @@ from vlprep.stages.base import AggregateStage, Resources, Stage, StageOptions
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency")
 BUILTIN_PACKAGE = "vlprep.jobs.builtin"
+RECIPES_PACKAGE = "vlprep.jobs.recipes"
 
 
 class JobError(ValueError):
@@ -44,12 +45,13 @@ class JobFile(_Strict):
     """The top level of a job file; `stages` is validated per stage kind afterwards."""
 
     name: str = "job"
+    recipe: str | None = Field(default=None, description="a named recipe: its stages, pinned")
     manifest: str
     store: str
     partition_size: int = Field(default=1000, gt=0, description="videos per input partition")
     target_file_bytes: int = Field(default=128 * 2**20, gt=0, description="bytes per Parquet file")
     ray: RayConfig = RayConfig()
-    stages: dict[str, dict[str, Any] | None] | list[dict[str, Any]]
+    stages: dict[str, dict[str, Any] | None] | list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,36 @@ def load_job(job: str, overrides: list[str] = ()) -> Job:
         raise JobError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise JobError(f"{source}: a job file is a mapping with manifest, store and stages")
+    if data.get("recipe"):
+        data["stages"] = _with_recipe(str(data["recipe"]), data.get("stages"), source)
     for assignment in overrides:
         apply_override(data, assignment)
     try:
         top = JobFile.model_validate(data)
     except ValidationError as e:
         raise JobError(f"{source}: {_first_error(e)}") from None
+    if not top.stages:
+        raise JobError(f"{source}: stages: required (or a recipe)")
     return Job(top, _stage_specs(top.stages, source, top.store))
+
+
+def named_recipes() -> list[str]:
+    root = importlib_resources.files(RECIPES_PACKAGE)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _with_recipe(name: str, stages: Any, source: str) -> dict[str, Any]:
+    """The recipe's stages with the job's own stage options laid over them."""
+    if name not in named_recipes():
+        raise JobError(f"{source}: recipe: unknown recipe {name!r} "
+                       f"(known: {', '.join(named_recipes())})")
+    text = (importlib_resources.files(RECIPES_PACKAGE) / f"{name}.yaml").read_text()
+    merged = {k: dict(v or {}) for k, v in yaml.safe_load(text)["stages"].items()}
+    if stages is not None and not isinstance(stages, dict):
+        raise JobError(f"{source}: stages: with a recipe, give stages as a map")
+    for key, body in (stages or {}).items():
+        merged[key] = {**merged.get(key, {}), **(body or {})}
+    return merged
 
 
 def _stage_specs(stages: dict | list, source: str, store: str) -> list[StageSpec]:

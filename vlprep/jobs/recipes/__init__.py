@@ -1,0 +1,1 @@
+"""Named recipes: the published settings of each method, pinned in one place."""
