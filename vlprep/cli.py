@@ -171,6 +171,91 @@ def plan(
         console.print(f"[bold red]warning:[/] {warning}")
 
 
+@app.command()
+def train(
+    method: Annotated[str, typer.Argument(help="videoclip, alpro or stoa")],
+    store: Annotated[str, typer.Option(help="the feature store to train on")],
+    out: Annotated[str | None, typer.Option(help="run folder (default ./runs/METHOD)")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    lr: Annotated[float, typer.Option(min=0.0)] = 5e-4,
+    seed: Annotated[int, typer.Option()] = 0,
+    eval_fraction: Annotated[float, typer.Option(
+        min=0.0, max=0.9, help="videos held out for retrieval evaluation")] = 0.2,
+    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    vtc_only: Annotated[bool, typer.Option(
+        "--vtc-only", help="alpro: VTC only; exports the prompter checkpoint")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="method option KEY=VALUE, e.g. dim=128")] = None,
+    no_resume: Annotated[bool, typer.Option(
+        "--no-resume", help="start over instead of resuming the run folder")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
+) -> None:
+    """Train a method on a store; checkpoints (safetensors) and metrics.jsonl go to --out."""
+    from vlprep.pipeline.store import StoreError
+    from vlprep.train.app import methods, parse_options, run_train
+    from vlprep.train.method import TrainConfig
+
+    _setup_logging(quiet)
+    if method not in methods():
+        _die(f"unknown method {method!r} (known: {', '.join(methods())})")
+    try:
+        options = parse_options(set_ or [])
+        if vtc_only:
+            if method != "alpro":
+                _die("--vtc-only applies to alpro only")
+            options["vtc_only"] = True
+        cfg = TrainConfig(store=store, out=out or f"runs/{method}", epochs=epochs,
+                          batch_size=batch_size, lr=lr, seed=seed, eval_fraction=eval_fraction,
+                          workers=workers, device=device, resume=not no_resume, quiet=quiet,
+                          options=options)
+        result = run_train(method, cfg)
+    except (StoreError, ValueError, FileNotFoundError) as e:
+        _die(str(e))
+    metrics = result["eval"]
+    typer.echo(f"done: {method}, {epochs} epochs, {result['step']} steps; run: {result['out']}")
+    if metrics.get("queries"):
+        typer.echo(f"held-out text->video ({metrics['queries']} queries): R@1 {metrics['R@1']:.1f}"
+                   f" R@5 {metrics['R@5']:.1f} R@10 {metrics['R@10']:.1f} MdR {metrics['MdR']:g}"
+                   f" (chance R@1 {metrics['chance_R@1']:.1f})")
+    if result.get("prompter"):
+        typer.echo(f"prompter checkpoint: {result['prompter']}")
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[str, typer.Argument(help="run folder, epoch folder or model.safetensors")],
+    store: Annotated[str, typer.Option(help="store to evaluate on")],
+    split: Annotated[str | None, typer.Option(
+        help="eval (the run's held-out videos), train or all")] = None,
+    eval_fraction: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="override the run's held-out share")] = None,
+    device: Annotated[str, typer.Option()] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Zero-shot text-to-video retrieval: R@1/5/10 and median rank (MSR-VTT protocol)."""
+    from vlprep.pipeline.store import StoreError
+    from vlprep.train.app import run_eval
+
+    _setup_logging(True)
+    if split not in (None, "eval", "train", "all"):
+        _die(f"--split {split}: expected eval, train or all")
+    try:
+        result = run_eval(run, store, split, eval_fraction, device=device)
+    except (StoreError, ValueError, FileNotFoundError) as e:
+        _die(str(e))
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif not result.get("queries"):
+        _die(f"no {result['split']} videos with a query text in {store}", code=1)
+    else:
+        typer.echo(f"{result['method']} on {store} ({result['split']}, {result['queries']} "
+                   f"queries): R@1 {result['R@1']:.1f} R@5 {result['R@5']:.1f} "
+                   f"R@10 {result['R@10']:.1f} MdR {result['MdR']:g} MnR {result['MnR']:.1f} "
+                   f"(chance R@1 {result['chance_R@1']:.1f})")
+
+
 weights_app = typer.Typer(no_args_is_help=True, help="Checkpoint checksums.")
 app.add_typer(weights_app, name="weights")
 

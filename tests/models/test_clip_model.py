@@ -14,11 +14,17 @@ from vlprep.models.clip import (
     CLIP_MEAN,
     CLIP_STD,
     CheckpointError,
+    ClipFeatures,
+    clip_features,
     embed_frames,
     embedding_dim,
+    export_clip_onnx,
     load_clip,
+    normalise,
+    onnx_clip_features,
     random_clip,
 )
+from vlprep.models.onnx_runtime import onnxruntime_available
 
 
 def frames(n: int, seed: int = 0) -> np.ndarray:
@@ -154,7 +160,46 @@ def test_bad_checkpoint_directories(tmp_path, tiny_clip_dir):
 def test_cuda_fp16_autocast_matches_cpu(tiny_clip_dir):
     x = frames(9)
     cpu = embed_frames(load_clip(tiny_clip_dir), x, "cpu")
-    gpu = embed_frames(load_clip(tiny_clip_dir).to("cuda"), x, "cuda", batch_size=4)
-    assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
-    np.testing.assert_allclose(np.linalg.norm(gpu, axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(gpu, cpu, atol=1e-2)
+    for precision, atol in (("fp16", 1e-2), ("bf16", 3e-2)):
+        gpu = embed_frames(load_clip(tiny_clip_dir).to("cuda"), x, "cuda", batch_size=4,
+                           precision=precision)
+        assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
+        np.testing.assert_allclose(np.linalg.norm(gpu, axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(gpu, cpu, atol=atol)
+
+
+def test_patch_tokens_are_the_tokens_entering_the_chosen_block(tiny_clip_dir):
+    model = load_clip(tiny_clip_dir)
+    x = frames(3)
+    pixels = normalise(torch.from_numpy(x))
+    with torch.no_grad():
+        hidden = model(pixel_values=pixels, output_hidden_states=True).hidden_states
+    # hidden_states[i] is the input of block i (hidden_states[0]: after the pre-layernorm)
+    emb, last = clip_features(ClipFeatures(model, patch_block=-1), x)
+    assert last.shape == (3, 196, 32) and last.dtype == np.float32
+    np.testing.assert_allclose(last, hidden[-2][:, 1:].numpy(), atol=1e-5)
+    np.testing.assert_allclose(emb, embed_frames(model, x), atol=1e-6)
+    _, first = clip_features(ClipFeatures(model, patch_block=0), x)
+    np.testing.assert_allclose(first, hidden[0][:, 1:].numpy(), atol=1e-5)
+    _, grid = clip_features(ClipFeatures(model, patch_block=-1, patch_grid=7), x)
+    want = last.reshape(3, 14, 14, 32).reshape(3, 7, 2, 7, 2, 32).mean(axis=(2, 4))
+    np.testing.assert_allclose(grid, want.reshape(3, 49, 32), atol=1e-5)
+    _, none = clip_features(ClipFeatures(model), x)
+    assert none.shape == (3, 0, 32)
+    with pytest.raises(ValueError, match="out of range"):
+        ClipFeatures(model, patch_block=2)
+
+
+@pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
+def test_onnx_export_matches_torch(tmp_path, tiny_clip_dir):
+    from vlprep.models.onnx_runtime import OnnxSession
+
+    features = ClipFeatures(load_clip(tiny_clip_dir), patch_block=-1, patch_grid=7)
+    session = OnnxSession(export_clip_onnx(features, tmp_path / "clip.onnx"))
+    assert session.metadata["patch_block"] == 1 and session.metadata["patch_grid"] == 7
+    assert session.providers == ["CPUExecutionProvider"]
+    x = frames(5)
+    emb, tokens = onnx_clip_features(session, x, batch_size=3)  # any batch size
+    ref_emb, ref_tokens = clip_features(features, x)
+    np.testing.assert_allclose(emb, ref_emb, atol=1e-4)
+    np.testing.assert_allclose(tokens, ref_tokens, atol=1e-4)

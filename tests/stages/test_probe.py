@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from media import sample_videos, write_audio_only, write_video
+from media import pattern_frames, sample_videos, write_video
 
 from vlprep.schemas import VIDEOS
 from vlprep.stages.base import OUTPUTS, Resources, VideoError
@@ -30,9 +31,11 @@ def test_bigbuckbunny_facts_match_pyav_and_are_sane():
         assert info["frame_count"] == stream.frames
         assert (info["width"], info["height"]) == (stream.width, stream.height)
         assert info["codec"] == stream.codec_context.name
-    assert info == {"duration": pytest.approx(5.28), "fps": 25.0, "frame_count": 132,
-                    "width": 1280, "height": 720, "codec": "h264", "rotation": 0,
-                    "file_size": os.path.getsize(path)}
+    assert info == {"duration": pytest.approx(5.28), "fps": 25.0, "real_fps": 25.0,
+                    "frame_count": 132, "frame_count_source": "container",
+                    "width": 1280, "height": 720, "codec": "h264", "pix_fmt": "yuv420p",
+                    "bit_rate": 1205959, "start_time": 0.0, "rotation": 0,
+                    "streams": ["video:h264", "audio:aac"], "file_size": os.path.getsize(path)}
 
 
 def test_every_sample_clip_gives_one_videos_row_in_schema():
@@ -42,6 +45,7 @@ def test_every_sample_clip_gives_one_videos_row_in_schema():
         assert table.schema.equals(VIDEOS, check_metadata=True)
         row = table.to_pylist()
         assert len(row) == 1 and row[0]["video_id"] == name and row[0]["path"] == str(path)
+        assert row[0]["streams"][0] == "video:h264" and row[0]["rotation"] == 0
         info = record["probe"]
         assert info["frame_count"] > 0 and info["fps"] > 0 and info["width"] > 0
         # frame count and duration agree for these constant-rate clips
@@ -50,11 +54,32 @@ def test_every_sample_clip_gives_one_videos_row_in_schema():
 
 def test_rotation_comes_from_the_display_matrix(tmp_path):
     frames = np.zeros((3, 32, 64, 3), np.uint8)
-    rotated = write_video(tmp_path / "rotated.mp4", frames, rotation=90)
-    plain = write_video(tmp_path / "plain.mp4", frames)
-    assert probe_video(str(rotated))["rotation"] == 90
-    assert probe_video(str(plain))["rotation"] == 0
-    assert probe_video(str(rotated))["width"] == 64  # stored size, not the displayed one
+    for angle in (90, 180, 270):
+        rotated = write_video(tmp_path / f"rotated{angle}.mp4", frames, rotation=angle)
+        info = probe_video(str(rotated))
+        assert info["rotation"] == angle
+        assert info["width"] == 64  # stored size, not the displayed one
+    assert probe_video(str(write_video(tmp_path / "plain.mp4", frames)))["rotation"] == 0
+
+
+def test_frame_count_is_counted_when_the_container_has_none(tmp_path):
+    """Matroska stores no frame count; VFR makes duration x fps a poor estimate."""
+    pts = np.cumsum(np.r_[0, np.random.default_rng(0).integers(20, 120, size=29)])
+    path = write_video(tmp_path / "vfr.mkv", pattern_frames(30, 64, 48), pts=pts,
+                       time_base=Fraction(1, 1000))
+    info = probe_video(str(path))
+    assert info["frame_count"] == 30 and info["frame_count_source"] == "demux"
+    never = probe_video(str(path), count_frames="never")
+    assert never["frame_count_source"] == "estimate"
+    assert never["frame_count"] == round(info["duration"] * info["fps"]) != 30
+    clip = sample_videos()["bikes"]
+    always = probe_video(str(clip), count_frames="always")
+    assert always["frame_count"] == 250 and always["frame_count_source"] == "demux"
+
+
+def test_isolated_and_in_process_probes_agree():
+    path = sample_videos()["bikes"]
+    assert run_probe(path)["probe"] == run_probe(path, isolate=False)["probe"]
 
 
 def test_zero_byte_file_is_a_readable_error(zero_byte_file):
@@ -65,11 +90,6 @@ def test_zero_byte_file_is_a_readable_error(zero_byte_file):
 def test_text_file_is_not_a_readable_video(text_file_named_mp4):
     with pytest.raises(VideoError, match="^not a readable video: Invalid data"):
         run_probe(text_file_named_mp4)
-
-
-def test_audio_only_file_has_no_video_stream(tmp_path):
-    with pytest.raises(VideoError, match="^no video stream$"):
-        run_probe(write_audio_only(tmp_path / "sound.m4a"))
 
 
 def test_missing_file(tmp_path):
@@ -84,6 +104,10 @@ def test_max_file_bytes():
     assert run_probe(path, max_file_bytes=10**9)["probe"]["file_size"] == os.path.getsize(path)
 
 
-def test_options_reject_unknown_keys():
+def test_options_reject_unknown_keys_and_bad_values():
     with pytest.raises(ValueError, match="extra"):
         ProbeOptions.model_validate({"max_file_byte": 1})
+    with pytest.raises(ValueError):
+        ProbeOptions(count_frames="sometimes")
+    with pytest.raises(ValueError):
+        ProbeOptions(timeout=0)

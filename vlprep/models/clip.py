@@ -17,8 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers.utils import logging as hf_logging
+
+from vlprep.models.accel import Precision, autocast, to_device
+from vlprep.models.accel import resolve_device as resolve_device  # re-exported
 
 log = logging.getLogger("vlprep")
 
@@ -92,43 +96,144 @@ def random_clip(seed: int = 0, config: dict[str, Any] | None = None
     return model.float().eval()
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' means the GPU when there is one."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def embedding_dim(model: CLIPVisionModelWithProjection) -> int:
     return int(model.config.projection_dim)
 
 
-def embed_frames(model: CLIPVisionModelWithProjection, frames: np.ndarray,
-                 device: str | torch.device | None = None, batch_size: int = 64) -> np.ndarray:
-    """L2-normalised projected CLS embeddings, float32 N x D, of uint8 N x H x W x 3 RGB frames.
+class ClipFeatures(nn.Module):
+    """The vision tower run block by block, so that the tokens entering one block can be
+    returned next to the projected embedding in the same pass (and exported to ONNX as one
+    graph). Input: CLIP-normalised pixels; output: (L2-normalised embedding, patch tokens).
 
-    Frames must already be the model's image size (the sample stage resizes and crops); only
-    CLIP's mean/std normalisation happens here. Runs in chunks of `batch_size`, under
-    inference mode, with fp16 autocast on CUDA (fp32 on CPU, where fp16 is slow).
+    ``patch_block`` is the block whose *input* tokens are returned (negative counts from the
+    end: -1 = the tokens entering the last block, what STOA-VLP pools objects from), without
+    the CLS token; ``patch_grid`` average-pools the patch grid to grid x grid (None: full).
     """
+
+    def __init__(self, model: CLIPVisionModelWithProjection, patch_block: int | None = None,
+                 patch_grid: int | None = None):
+        super().__init__()
+        self.model = model
+        layers = len(model.vision_model.encoder.layers)
+        if patch_block is not None and not -layers <= patch_block < layers:
+            raise ValueError(f"patch_block {patch_block} out of range for {layers} blocks")
+        self.patch_block = None if patch_block is None else patch_block % layers
+        self.patch_grid = patch_grid
+        self.side = int(model.config.image_size) // int(model.config.patch_size)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        vision = self.model.vision_model
+        x = vision.pre_layrnorm(vision.embeddings(pixels))
+        patches = x[:, :0]
+        for i, layer in enumerate(vision.encoder.layers):
+            if i == self.patch_block:
+                patches = self._pool(x[:, 1:])
+            x = layer(x, None)
+        pooled = vision.post_layernorm(x[:, 0])
+        embeds = F.normalize(self.model.visual_projection(pooled), dim=-1)
+        return embeds, patches
+
+    def _pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.patch_grid is None:
+            return tokens
+        grid = tokens.transpose(1, 2).unflatten(2, (self.side, self.side))
+        grid = F.adaptive_avg_pool2d(grid, self.patch_grid)
+        return grid.flatten(2).transpose(1, 2)
+
+
+def check_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 N x size x size x 3, or a ValueError that says how to fix the sampling."""
     frames = np.asarray(frames)
-    size = int(model.config.image_size)
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected uint8 frames N x H x W x 3, got {frames.dtype} "
                          f"{frames.shape}")
     if frames.shape[1:3] != (size, size):
         raise ValueError(f"frames are {frames.shape[1]}x{frames.shape[2]} but the model takes "
                          f"{size}x{size}: sample them at that size")
+    return frames
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> CLIP-normalised float N x 3 x H x W."""
+    mean = torch.tensor(CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, device=x.device).view(1, 3, 1, 1)
+    return (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+
+
+def clip_features(features: ClipFeatures, frames: np.ndarray,
+                  device: str | torch.device | None = None, batch_size: int = 64,
+                  precision: Precision = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """(float32 N x D unit-norm embeddings, float32 N x P x hidden patch tokens; P = 0 when
+    the module returns none) of uint8 N x H x W x 3 RGB frames of the model's image size.
+
+    Runs in chunks of `batch_size` under inference mode; on CUDA through pinned memory and
+    with autocast (bf16 where supported, fp16 otherwise; `precision` overrides).
+    """
+    model = features.model
+    frames = check_frames(frames, int(model.config.image_size))
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
-    autocast = (torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda"
-                else contextlib.nullcontext())
-    out = [np.zeros((0, embedding_dim(model)), np.float32)]
-    with torch.inference_mode(), autocast:
+    embeds = [np.zeros((0, embedding_dim(model)), np.float32)]
+    patches = [np.zeros((0, 0, int(model.config.hidden_size)), np.float32)]
+    with torch.inference_mode(), autocast(device, precision):
         for start in range(0, len(frames), batch_size):
-            x = torch.from_numpy(frames[start:start + batch_size]).to(device)
-            x = (x.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
-            emb = model(pixel_values=x).image_embeds.float()
-            out.append(F.normalize(emb, dim=-1).cpu().numpy())
-    return np.concatenate(out)
+            x = normalise(to_device(frames[start:start + batch_size], device))
+            emb, tokens = features(x)
+            embeds.append(emb.float().cpu().numpy())
+            patches.append(tokens.float().cpu().numpy())
+    if len(patches) > 1:
+        patches = patches[1:]
+    return np.concatenate(embeds), np.concatenate(patches)
+
+
+def embed_frames(model: CLIPVisionModelWithProjection, frames: np.ndarray,
+                 device: str | torch.device | None = None, batch_size: int = 64,
+                 precision: Precision = "auto") -> np.ndarray:
+    """L2-normalised projected CLS embeddings, float32 N x D, of uint8 N x H x W x 3 RGB frames.
+
+    Frames must already be the model's image size (the sample stage resizes and crops); only
+    CLIP's mean/std normalisation happens here.
+    """
+    return clip_features(ClipFeatures(model), frames, device, batch_size, precision)[0]
+
+
+class _FromFrames(nn.Module):
+    """uint8 frames in, features out: the graph that is exported, normalisation included."""
+
+    def __init__(self, features: ClipFeatures):
+        super().__init__()
+        self.features = features
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.features(normalise(frames))
+
+
+def export_clip_onnx(features: ClipFeatures, path: str | Path) -> Path:
+    """Export frames (uint8 N x S x S x 3, any N) -> (embeddings, patch tokens) to ONNX."""
+    from vlprep.models.onnx_runtime import export
+
+    model = features.model
+    size = int(model.config.image_size)
+    example = torch.zeros((2, size, size, 3), dtype=torch.uint8)
+    meta = {"model": "clip", "image_size": size, "projection_dim": embedding_dim(model),
+            "hidden_size": int(model.config.hidden_size), "patch_block": features.patch_block,
+            "num_layers": int(model.config.num_hidden_layers),
+            "patch_grid": features.patch_grid}
+    return export(_FromFrames(features).float().cpu(), (example,), path, ["frames"],
+                  ["embeddings", "patch_tokens"],
+                  {"frames": {0: "n"}, "embeddings": {0: "n"}, "patch_tokens": {0: "n"}}, meta)
+
+
+def onnx_clip_features(session: Any, frames: np.ndarray, batch_size: int = 64
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clip_features` through an exported model (an ``OnnxSession``)."""
+    meta = session.metadata
+    frames = check_frames(frames, int(meta["image_size"]))
+    embeds = [np.zeros((0, int(meta["projection_dim"])), np.float32)]
+    patches = [np.zeros((0, 0, int(meta["hidden_size"])), np.float32)]
+    for start in range(0, len(frames), batch_size):
+        out = session.run(frames=frames[start:start + batch_size])
+        embeds.append(out["embeddings"])
+        patches.append(out["patch_tokens"])
+    if len(patches) > 1:
+        patches = patches[1:]
+    return np.concatenate(embeds), np.concatenate(patches)

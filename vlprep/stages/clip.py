@@ -1,59 +1,62 @@
-"""CLIP frame embeddings: one `clip_frames` row per sampled frame.
+"""CLIP frame embeddings (and optionally patch tokens): one `clip_frames` row per frame.
 
 Stateful (the model is loaded once per worker, in ``setup``). All frames of a batch of videos
 are embedded together in chunks of ``frame_batch``, so short videos still fill the GPU, then
 split back per video. Embeddings are L2-normalised and stored fp16, sized to the model's
-projection dim.
+projection dim. Patch tokens are the tokens entering block ``patch_block`` (default: the last
+block, which STOA-VLP pools objects from), stored fp16 as ``none``, pooled to a
+``patch_grid`` x ``patch_grid`` grid, or ``full``. ``runtime: onnx`` runs the same graph in
+onnxruntime: exported from the checkpoint at set-up, or read from an ``.onnx`` checkpoint.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from vlprep.schemas import CLIP_FRAMES, with_vector_dims
-from vlprep.stages.base import Record, Resources, Stage, StageOptions, emit
+from vlprep.schemas import CLIP_FRAMES, list_of_vectors, with_vector_dims
+from vlprep.stages.backbone import BackboneOptions
+from vlprep.stages.base import Record, Resources, Stage, emit
 from vlprep.stages.frames import SampledFrames, get_frames
 
 
-class ClipOptions(StageOptions):
+def clip_frames_schema(projection_dim: int, hidden_size: int) -> pa.Schema:
+    """`clip_frames` sized to a model: embedding dim and patch-token width."""
+    schema = with_vector_dims(CLIP_FRAMES, embedding=projection_dim)
+    tokens = pa.field("patch_tokens", pa.list_(pa.list_(pa.float16(), hidden_size)))
+    return schema.set(schema.get_field_index("patch_tokens"), tokens)
+
+
+class ClipOptions(BackboneOptions):
     # `model_config` is pydantic's own attribute, so the job key is an alias of `vision_config`.
     model_config = ConfigDict(populate_by_name=True)
 
-    checkpoint: str | None = Field(default=None, description="local HF CLIP model directory")
-    init: Literal["checkpoint", "random"] = "checkpoint"
-    seed: int = 0
+    checkpoint: str | None = Field(
+        default=None, description="local HF CLIP model directory, or an exported .onnx file")
     vision_config: dict[str, Any] | None = Field(
         default=None, alias="model_config",
         description="CLIPVisionConfig overrides for init: random (default ViT-B/16-like)")
-    device: str = "auto"
     frame_batch: int = Field(default=64, gt=0, description="frames per forward pass")
-    frames: str = Field(default="frames", description="record key of the sampled frames")
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if value != "auto" and value.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError("expected auto, cpu, cuda or cuda:N")
-        return value
+    patch_tokens: Literal["none", "grid", "full"] = "none"
+    patch_block: int = Field(default=-1, description="tokens entering this block (-1: last)")
+    patch_grid: int = Field(default=7, gt=0, description="grid side for patch_tokens: grid")
+    runtime: Literal["torch", "onnx"] = "torch"
 
     @model_validator(mode="after")
     def _checkpoint_or_random(self) -> ClipOptions:
-        if self.init == "random":
-            if self.checkpoint is not None:
-                raise ValueError("give either a checkpoint or init: random, not both")
-            return self
-        if self.vision_config is not None:
-            raise ValueError("model_config applies to init: random only")
-        if self.checkpoint is None:
-            raise ValueError("checkpoint is required (or set init: random for a demo)")
-        if not Path(self.checkpoint).is_dir():
-            raise ValueError(f"checkpoint {self.checkpoint!r} is not a directory")
+        self.check_weights("dir", {"vision_config": "model_config"})
+        if self.checkpoint and self.checkpoint.endswith(".onnx") and self.runtime != "onnx":
+            raise ValueError("an .onnx checkpoint needs runtime: onnx")
         return self
+
+    @property
+    def grid(self) -> int | None:
+        return self.patch_grid if self.patch_tokens == "grid" else None
 
 
 class ClipStage(Stage):
@@ -71,40 +74,96 @@ class ClipStage(Stage):
         if self.model is not None:
             return
         # Imported here so that building the stage (job validation) does not load transformers.
-        from vlprep.models.clip import embedding_dim, load_clip, random_clip, resolve_device
+        from vlprep.models.accel import resolve_device
+        from vlprep.models.clip import ClipFeatures, load_clip, random_clip
 
         opts: ClipOptions = self.options  # type: ignore[assignment]
-        if opts.init == "random":
-            model = random_clip(opts.seed, opts.vision_config)
-        else:
-            model = load_clip(opts.checkpoint)  # type: ignore[arg-type]
         self.device = resolve_device(opts.device)
-        self.model = model.to(self.device)
-        self.schema = with_vector_dims(CLIP_FRAMES, embedding=embedding_dim(model))
+        block = None if opts.patch_tokens == "none" else opts.patch_block
+        if opts.checkpoint and opts.checkpoint.endswith(".onnx"):
+            self.model = self._onnx_session(Path(opts.checkpoint), block)
+        else:
+            model = (random_clip(opts.seed, opts.vision_config) if opts.init == "random"
+                     else load_clip(opts.checkpoint))  # type: ignore[arg-type]
+            features = ClipFeatures(model, block, opts.grid)
+            if opts.runtime == "onnx":
+                self.model = self._export(features)
+            else:
+                self.model = features.to(self.device)
+        meta = self._meta()
+        self.schema = clip_frames_schema(meta["projection_dim"], meta["hidden_size"])
+
+    def _export(self, features: Any) -> Any:
+        from vlprep.models.clip import export_clip_onnx
+
+        with tempfile.TemporaryDirectory(prefix="vlprep-clip-onnx-") as tmp:
+            path = export_clip_onnx(features, Path(tmp) / "clip.onnx")
+            return self._onnx_session(path, features.patch_block)
+
+    def _onnx_session(self, path: Path, block: int | None) -> Any:
+        from vlprep.models.onnx_runtime import OnnxSession
+
+        opts: ClipOptions = self.options  # type: ignore[assignment]
+        session = OnnxSession(path, self.device)
+        meta = session.metadata
+        if meta.get("model") != "clip":
+            raise ValueError(f"{path}: not a vlprep CLIP export")
+        layers = int(meta["num_layers"])
+        want = (None if block is None else block % layers, opts.grid)
+        if want != (meta["patch_block"], meta["patch_grid"]):
+            raise ValueError(f"{path}: exported with patch_block={meta['patch_block']}, "
+                             f"patch_grid={meta['patch_grid']}; the job asks for "
+                             f"patch_tokens={opts.patch_tokens}, patch_block={block}")
+        return session
+
+    def _meta(self) -> dict[str, Any]:
+        if hasattr(self.model, "metadata"):
+            return self.model.metadata
+        config = self.model.model.config
+        return {"projection_dim": int(config.projection_dim),
+                "hidden_size": int(config.hidden_size)}
+
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings N x D, patch tokens N x P x hidden) of uint8 frames."""
+        from vlprep.models.clip import clip_features, onnx_clip_features
+
+        opts: ClipOptions = self.options  # type: ignore[assignment]
+        if hasattr(self.model, "metadata"):
+            return onnx_clip_features(self.model, frames, opts.frame_batch)
+        return clip_features(self.model, frames, self.device, opts.frame_batch, opts.precision)
 
     def __call__(self, batch: list[Record]) -> list[Record]:
-        from vlprep.models.clip import embed_frames
-
         self.setup()
         opts: ClipOptions = self.options  # type: ignore[assignment]
         sampled = [get_frames(record, opts.frames) for record in batch]
-        frames = np.concatenate([s.frames for s in sampled])
-        embeddings = embed_frames(self.model, frames, self.device, opts.frame_batch)
+        embeddings, patches = self.encode(np.concatenate([s.frames for s in sampled]))
         start = 0
         for record, s in zip(batch, sampled, strict=True):
             n = len(s)
-            emit(record, "clip_frames", self.rows(record, s, embeddings[start:start + n]))
+            rows = self.rows(record, s, embeddings[start:start + n], patches[start:start + n])
+            emit(record, "clip_frames", rows)
             start += n
         return batch
 
-    def rows(self, record: Record, sampled: SampledFrames, embeddings: np.ndarray) -> pa.Table:
+    def rows(self, record: Record, sampled: SampledFrames, embeddings: np.ndarray,
+             patches: np.ndarray | None = None) -> pa.Table:
         """One row per frame; the vectors go in as one flat fp16 buffer (no per-row lists)."""
         n, dim = embeddings.shape
         flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float16).reshape(-1))
+        token_type = self.schema.field("patch_tokens").type
+        if patches is None or patches.shape[1] == 0:
+            grid, tokens = pa.nulls(n, pa.int16()), pa.nulls(n, token_type)
+        else:
+            p = patches.shape[1]
+            grid = pa.array(np.full(n, round(p ** 0.5), np.int16))
+            tokens = list_of_vectors(patches.astype(np.float16), np.arange(n + 1) * p,
+                                     patches.shape[2], pa.float16())
         return pa.Table.from_arrays([
             pa.array([record["video_id"]] * n, pa.string()),
             pa.array(np.asarray(sampled.indices, dtype=np.int32)),
             pa.array(np.asarray(sampled.times, dtype=np.float32)),
             pa.array(np.arange(n, dtype=np.int16)),
             pa.FixedSizeListArray.from_arrays(flat, dim),
+            grid,
+            tokens,
         ], schema=self.schema)

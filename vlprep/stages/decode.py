@@ -1,139 +1,150 @@
-"""Frame decoders behind one interface, so samplers never care which library decodes.
+"""Decoding entry points shared by the probe and sample stages.
 
-``open_video(path, decoder)`` gives a :class:`VideoSource` (frame count, average fps, and
-``read(indices)``); ``decode_frames(path, indices, decoder)`` is the one-call form. Frames come
-back as uint8 RGB, N x H x W x 3, in the order of ``indices`` (repeats allowed). Both decoders
-number frames in presentation order and give identical pixels (tested on real clips), so a
-job can switch decoder without changing its output. Display rotation is not applied.
+Stages call :func:`probe` and :func:`sample`, which run the job in this process or, by
+default, in the killable decode worker (:mod:`vlprep.stages.decoders.isolation`) with the
+caps, timeout and memory limit of :class:`DecodeLimits`. :func:`decode_frames` returns whole
+decoded frames for tests and debugging. Decoders: ``pyav`` (exact, seeks per GOP, skips
+unreferenced frames; the default), ``decord`` (``get_batch``) and ``ffmpeg`` (the CLI).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from typing import Literal, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Literal
 
-import av
 import numpy as np
+from pydantic import Field
 
-from vlprep.stages.base import VideoError
+from vlprep.stages.base import Record, StageOptions, VideoError
+from vlprep.stages.decoders.job import (
+    ProbeRequest,
+    SampleRequest,
+    SampleResult,
+    in_process,
+    run_probe,
+)
+from vlprep.stages.decoders.media import Caps, av_reason
+from vlprep.stages.media_io import local_path
 
-Decoder = Literal["decord", "pyav"]
-
-
-class VideoSource(Protocol):
-    """An opened video: how many frames it has, its average rate, and random frame access."""
-
-    frame_count: int
-    fps: float
-
-    def read(self, indices: np.ndarray) -> np.ndarray: ...
-
-
-def av_reason(exc: BaseException) -> str:
-    """FFmpeg's own words without the errno and path noise PyAV adds."""
-    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+Decoder = Literal["pyav", "decord", "ffmpeg"]
+DECODERS: tuple[str, ...] = ("pyav", "decord", "ffmpeg")
 
 
-def _check_file(path: str) -> None:
-    try:
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise VideoError(f"cannot read file: {e.strerror or e}") from None
-    if size == 0:
-        raise VideoError("empty file (0 bytes)")
+class DecodeLimits(StageOptions):
+    """Caps and isolation settings, the same keys in the probe and sample stages."""
+
+    max_file_bytes: int | None = Field(default=None, gt=0,
+                                       description="bigger files fail instead of being decoded")
+    max_pixels: int | None = Field(default=None, gt=0, description="cap on width x height")
+    max_duration: float | None = Field(default=None, gt=0, description="cap in seconds")
+    isolate: bool = Field(default=True, description="decode in a killable child process")
+    timeout: float | None = Field(default=300.0, gt=0,
+                                  description="seconds per video before the child is killed")
+    memory_limit_mb: int | None = Field(default=4096, gt=0,
+                                        description="address-space cap of the child process")
+
+    def caps(self) -> Caps:
+        return Caps(self.max_file_bytes, self.max_pixels, self.max_duration)
 
 
-class DecordSource:
-    """decord's VideoReader: seeks to the keyframe before each target, so sparse reads are fast."""
+def probe(path: str, limits: DecodeLimits, count_frames: str = "auto") -> dict[str, Any]:
+    """Probe facts of `path` (a local path or any URI :func:`local_path` fetches)."""
+    path = local_path(path, limits.max_file_bytes)
+    request = ProbeRequest(path, limits.caps(), count_frames)
+    if not limits.isolate:
+        return run_probe(request)
+    from vlprep.stages.decoders.isolation import worker_for
 
-    def __init__(self, path: str):
-        import decord  # imported here: only workers that decode need the native library
-
-        _check_file(path)
-        try:
-            self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-        except Exception as e:  # noqa: BLE001 - decord raises RuntimeError or DECORDError
-            raise VideoError(f"decord cannot open the video: {_first_line(e)}") from None
-        self.frame_count = len(self._reader)
-        self.fps = float(self._reader.get_avg_fps())
-
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        try:
-            return self._reader.get_batch([int(i) for i in indices]).asnumpy()
-        except Exception as e:  # noqa: BLE001
-            raise VideoError(f"decode failed: {_first_line(e)}") from None
+    return worker_for(limits.memory_limit_mb).probe(request, limits.timeout)
 
 
-class PyAVSource:
-    """PyAV, decoding sequentially from the start and keeping the target frames.
+def sample(request: SampleRequest, limits: DecodeLimits) -> SampleResult:
+    """Run a sample request (its path may be a URI, fetched once per worker process)."""
+    request = replace(request, path=local_path(request.path, limits.max_file_bytes))
+    if not limits.isolate:
+        return in_process(request)
+    from vlprep.stages.decoders.isolation import worker_for
 
-    Slower than decord for sparse samples of long videos, but has no extra native dependency
-    and is the reference the decord output is checked against.
+    return worker_for(limits.memory_limit_mb).sample(request, limits.timeout)
+
+
+class BatchMemo:
+    """Per-record results of the current batch, for the runner's retry.
+
+    When one video of a batch fails, the runner restores every record and calls the stage on
+    each one alone. Without a memo that decodes every good video twice and waits out a hung
+    video's timeout twice; with it the retry replays each record's result (or error).
+    Records are keyed by identity: the runner restores them in place.
     """
 
-    def __init__(self, path: str):
-        _check_file(path)
-        self.path = path
-        try:
-            with av.open(path) as container:
-                if not container.streams.video:
-                    raise VideoError("no video stream")
-                stream = container.streams.video[0]
-                self.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-                self.frame_count = stream.frames or _count_packets(container, stream)
-        except av.FFmpegError as e:
-            raise VideoError(f"not a readable video: {av_reason(e)}") from None
+    def __init__(self) -> None:
+        self._results: dict[int, tuple[bool, Any]] = {}
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        wanted = {int(i) for i in indices}
-        last = max(wanted)
-        got: dict[int, np.ndarray] = {}
-        try:
-            with av.open(self.path) as container:
-                stream = container.streams.video[0]
-                for n, frame in enumerate(container.decode(stream)):
-                    if n in wanted:
-                        got[n] = frame.to_ndarray(format="rgb24")
-                    if n >= last:
-                        break
-        except av.FFmpegError as e:
-            raise VideoError(f"decode failed: {av_reason(e)}") from None
-        missing = sorted(wanted - got.keys())
-        if missing:
-            raise VideoError(f"decode failed: the video ended before frame {missing[0]}")
-        return np.stack([got[int(i)] for i in indices])
-
-
-def _count_packets(container: av.container.InputContainer, stream: av.VideoStream) -> int:
-    """Frame count by demuxing (no decoding) when the container does not store it."""
-    return sum(1 for p in container.demux(stream) if p.size)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
-SOURCES: dict[str, type] = {"decord": DecordSource, "pyav": PyAVSource}
-
-
-def open_video(path: str, decoder: Decoder = "decord") -> VideoSource:
-    """Open `path` with the named decoder; a bad video raises VideoError."""
-    try:
-        cls = SOURCES[decoder]
-    except KeyError:
-        raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(SOURCES)})") from None
-    return cls(path)
+    def run(self, batch: list[Record], compute: Callable[[Record], Any],
+            apply: Callable[[Record, Any], None]) -> list[Record]:
+        live = {id(r) for r in batch}
+        self._results = {k: v for k, v in self._results.items() if k in live}
+        for record in batch:
+            if id(record) not in self._results:
+                try:
+                    self._results[id(record)] = (True, compute(record))
+                except VideoError as e:
+                    self._results[id(record)] = (False, e)
+        for record in batch:
+            ok, value = self._results[id(record)]
+            if not ok:
+                raise value
+        for record in batch:
+            apply(record, self._results.pop(id(record))[1])
+        return batch
 
 
 def decode_frames(path: str, indices: Sequence[int] | np.ndarray,
-                  decoder: Decoder = "decord") -> np.ndarray:
-    """Decode the frames at `indices` (presentation order) as uint8 RGB, N x H x W x 3."""
+                  decoder: Decoder = "pyav") -> np.ndarray:
+    """Whole frames at presentation `indices` (repeats allowed), RGB uint8 N x H x W x 3 in the
+    stored orientation, decoded in this process (no resizing, no isolation)."""
+    import av
+
+    from vlprep.stages.decoders import decord_backend, ffmpeg_backend, pyav_backend
+    from vlprep.stages.decoders.media import (
+        build_index,
+        check_input,
+        first_frame,
+        open_container,
+        rotation_of,
+    )
+    from vlprep.stages.decoders.media import video_stream as first_video
+
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
         raise ValueError("no frame indices to decode")
-    source = open_video(path, decoder)
-    if indices.min() < 0 or indices.max() >= source.frame_count:
-        raise VideoError(f"frame index out of range (the video has {source.frame_count} frames)")
-    return source.read(indices)
+    path = local_path(path)
+    check_input(path, Caps())
+    got: dict[int, np.ndarray] = {}
+
+    def keep(i: int, frame: Any) -> None:
+        got[i] = frame.to_ndarray(format="rgb24") if isinstance(frame, av.VideoFrame) \
+            else np.array(frame)
+
+    with open_container(path) as container:
+        stream = first_video(container)
+        index = build_index(container, stream)
+        if indices.min() < 0 or indices.max() >= len(index):
+            raise VideoError(f"frame index out of range (the video has {len(index)} frames)")
+        targets = np.unique(indices)
+        if decoder == "pyav":
+            pyav_backend.decode_targets(container, stream, index, targets, keep)
+        elif decoder == "decord":
+            rotation = rotation_of(first_frame(container, stream))
+            decord_backend.decode_targets(path, index, targets, keep, rotation=rotation)
+        elif decoder == "ffmpeg":
+            ctx = stream.codec_context
+            ffmpeg_backend.decode_targets(path, index, targets, ctx.width, ctx.height, keep)
+        else:
+            raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
+    return np.stack([got[int(i)] for i in indices])
+
+
+__all__ = ["DECODERS", "BatchMemo", "DecodeLimits", "Decoder", "SampleRequest", "SampleResult",
+           "av_reason", "decode_frames", "probe", "sample"]

@@ -21,6 +21,12 @@ class SampledFrames:
     times: np.ndarray  # float32, N: seconds
     sampler: str = ""
     window_starts: np.ndarray | None = None  # float32, seconds: start of each fixed window
+    # added by the decoding issue (vlprep/stages/sample.py):
+    valid: np.ndarray | None = None  # bool, N: False for zero padding (index -1, time NaN)
+    snapped: np.ndarray | None = None  # bool, N: moved to a keyframe (snap: keyframe)
+    window: int = 0  # frames per window when window_starts is set (frames = windows x window)
+    fps: float = 0.0  # the source's average frame rate
+    frame_count: int = 0  # frames in the source (its presentation-order timeline)
 
     def __len__(self) -> int:
         return len(self.frames)

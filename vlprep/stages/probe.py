@@ -1,71 +1,39 @@
 """Probe each video's container: the facts later stages and users need, one `videos` row.
 
-Cheap (headers plus one decoded frame) and the first place a broken file shows up, so it runs
-before any decoding stage and turns unreadable inputs into readable `errors` rows.
+Cheap (headers, one decoded frame, and a packet count only when the container's frame count
+is missing or disagrees with duration x rate) and the first place a broken file shows up, so
+it runs before any decoding stage and turns unreadable or oversized inputs into readable
+`errors` rows. Like decoding, it runs in the killable decode worker, so a file that hangs or
+crashes FFmpeg costs one `errors` row (see :class:`vlprep.stages.decode.DecodeLimits`).
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any, Literal
 
-import av
 import pyarrow as pa
 from pydantic import Field
 
 from vlprep.schemas import VIDEOS
-from vlprep.stages.base import Record, Resources, Stage, StageOptions, VideoError, emit
-from vlprep.stages.decode import av_reason
+from vlprep.stages.base import Record, Resources, Stage, emit
+from vlprep.stages.decode import BatchMemo, DecodeLimits, probe
+
+COLUMNS = ("duration", "fps", "frame_count", "width", "height", "codec", "file_size",
+           "real_fps", "rotation", "pix_fmt", "bit_rate", "start_time", "streams")
 
 
-class ProbeOptions(StageOptions):
-    max_file_bytes: int | None = Field(default=None, gt=0,
-                                       description="bigger files fail instead of being decoded")
+class ProbeOptions(DecodeLimits):
+    count_frames: Literal["auto", "always", "never"] = Field(
+        default="auto", description="count packets: auto = when the container's count is "
+                                    "missing or disagrees with duration x fps")
 
 
-def probe_video(path: str, max_file_bytes: int | None = None) -> dict:
-    """duration (s), fps, frame_count, width, height, codec, rotation (degrees), file_size.
-
-    Duration comes from the video stream, else the container. The frame count is the
-    container's (``stream.frames``), else estimated as round(duration * fps). Rotation is
-    the display-matrix angle of the first decoded frame (counter-clockwise, in [0, 360));
-    decoding that frame also proves the stream is decodable at all.
-    """
-    try:
-        file_size = os.path.getsize(path)
-    except OSError as e:
-        raise VideoError(f"cannot read file: {e.strerror or e}") from None
-    if file_size == 0:
-        raise VideoError("empty file (0 bytes)")
-    if max_file_bytes is not None and file_size > max_file_bytes:
-        raise VideoError(f"file too large ({file_size} bytes > max_file_bytes {max_file_bytes})")
-    try:
-        with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoError("no video stream")
-            stream = container.streams.video[0]
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            else:
-                duration = 0.0
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            frame_count = stream.frames or round(duration * fps)
-            frame = next(container.decode(stream), None)
-            if frame is None:
-                raise VideoError("no decodable video frame")
-            return {
-                "duration": duration,
-                "fps": fps,
-                "frame_count": int(frame_count),
-                "width": int(stream.codec_context.width or frame.width),
-                "height": int(stream.codec_context.height or frame.height),
-                "codec": stream.codec_context.name,
-                "rotation": int(round(frame.rotation)) % 360,
-                "file_size": file_size,
-            }
-    except av.FFmpegError as e:
-        raise VideoError(f"not a readable video: {av_reason(e)}") from None
+def probe_video(path: str, max_file_bytes: int | None = None, **options: Any) -> dict:
+    """Probe facts, in this process: duration (s), fps (average), real_fps, frame_count,
+    width, height (stored, before rotation), rotation (degrees counter-clockwise), codec,
+    pix_fmt, bit_rate, start_time (s), streams, file_size, frame_count_source."""
+    opts = ProbeOptions(max_file_bytes=max_file_bytes, isolate=False, **options)
+    return probe(path, opts, opts.count_frames)
 
 
 class ProbeStage(Stage):
@@ -77,11 +45,22 @@ class ProbeStage(Stage):
     tables = ("videos",)
     default_resources = Resources(num_cpus=1.0, batch_size=16)
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.memo = BatchMemo()
+
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        return self.memo.run(batch, self.compute, self.apply)
+
     def process(self, record: Record) -> None:
+        self.apply(record, self.compute(record))
+
+    def compute(self, record: Record) -> dict[str, Any]:
         opts: ProbeOptions = self.options  # type: ignore[assignment]
-        info = probe_video(record["path"], opts.max_file_bytes)
+        return probe(record["path"], opts, opts.count_frames)
+
+    def apply(self, record: Record, info: dict[str, Any]) -> None:
         record["probe"] = info
         row = {"video_id": record["video_id"], "path": record["path"],
-               **{k: info[k] for k in ("duration", "fps", "frame_count", "width", "height",
-                                       "codec", "file_size")}}
+               **{k: info.get(k) for k in COLUMNS}}
         emit(record, "videos", pa.Table.from_pylist([row], schema=VIDEOS))

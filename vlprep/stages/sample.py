@@ -1,64 +1,71 @@
-"""Sparse frame sampling: pick frame indices, decode only those, resize and centre crop.
+"""Frame sampling for the three methods: pick frames, decode exactly those, resize and crop.
 
 Adds to each record a :class:`SampledFrames` under the option ``key`` (default ``frames``):
-uint8 N x S x S x 3 RGB frames, their int64 indices and float32 times (index / average fps).
-Emits no rows: the frames are the input of the model stages.
+uint8 N x crop x crop x 3 RGB frames with each frame's presentation index and time (its pts,
+as ffprobe reports it). Emits no rows: the frames are the input of the model stages.
 
-Resizing uses torch's bilinear interpolation with ``antialias=True`` on uint8 tensors: it
-matches PIL's bilinear resize to within 1 grey level, works on the whole batch of frames at
-once, and is the same kernel torchvision's ``Resize`` uses.
+Samplers (``sampler``; index math in :mod:`vlprep.stages.samplers`):
+
+| sampler | method | frames |
+|---|---|---|
+| ``uniform`` | ALPRO evaluation | 8: ``i * floor(F / N)``, as ALPRO's code computes them |
+| ``headtail`` | ALPRO pretraining | 4: N/2 random frames from each half |
+| ``rand`` | ALPRO-style training | 8: one random frame per equal segment |
+| ``middle`` | - | 8: segment midpoints |
+| ``stoa`` | STOA-VLP | 12: evenly over the first frame of every second |
+| ``videoclip`` | VideoCLIP | all: ffmpeg ``fps=30`` resampling, 30-frame windows |
+
+Random samplers are seeded by (video_id, ``seed``). ``snap: keyframe`` moves each target to
+a keyframe in its segment (approximate, much faster). Decoding runs in the decode worker
+with the caps, timeout and memory limit of :class:`vlprep.stages.decode.DecodeLimits`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from vlprep.stages.base import Record, Resources, Stage, StageOptions, VideoError
-from vlprep.stages.decode import open_video
+from vlprep.stages.base import Record, Resources, Stage
+from vlprep.stages.decode import BatchMemo, DecodeLimits, SampleRequest, sample
 from vlprep.stages.frames import SampledFrames
-from vlprep.stages.samplers import sample_indices
+
+DEFAULT_FRAMES = {"uniform": 8, "middle": 8, "rand": 8, "headtail": 4, "stoa": 12}
 
 
-class SampleOptions(StageOptions):
-    sampler: Literal["uniform"] = "uniform"
-    num_frames: int = Field(default=8, gt=0)
+class SampleOptions(DecodeLimits):
+    sampler: Literal["uniform", "middle", "headtail", "rand", "stoa", "videoclip"] = "uniform"
+    num_frames: int | None = Field(default=None, gt=0,
+                                   description="frames per video (default: the sampler's)")
+    seed: int = Field(default=0, description="random samplers draw from (video_id, seed)")
+    fps: float = Field(default=30.0, gt=0, description="videoclip: output frame rate")
+    window: int = Field(default=30, gt=0, description="videoclip: frames per window")
     size: int = Field(default=224, gt=0, description="shorter side after resizing")
     crop: int | None = Field(default=None, gt=0, description="centre crop side (default: size)")
-    decoder: Literal["decord", "pyav"] = "decord"
+    decoder: Literal["pyav", "decord", "ffmpeg"] = "pyav"
+    snap: Literal["exact", "keyframe"] = "exact"
+    threads: int | None = Field(default=None, ge=0, description="decoder threads per video "
+                                "(default: the stage's num_cpus; 0: FFmpeg decides)")
     key: str = Field(default="frames", description="record key the frames are stored under")
 
     @model_validator(mode="after")
-    def _crop_fits(self) -> SampleOptions:
+    def _consistent(self) -> SampleOptions:
         if self.crop is not None and self.crop > self.size:
             raise ValueError(f"crop ({self.crop}) cannot exceed size ({self.size})")
+        if self.sampler == "videoclip" and self.snap == "keyframe":
+            raise ValueError("snap: keyframe applies to sparse samplers, not videoclip")
+        if self.sampler == "videoclip" and self.num_frames is not None:
+            raise ValueError("videoclip takes every frame at `fps`; num_frames does not apply")
         return self
 
-
-def resize_center_crop(frames: np.ndarray, size: int, crop: int | None = None) -> np.ndarray:
-    """Resize N x H x W x 3 uint8 frames so the shorter side is `size` (the longer side keeps
-    the aspect ratio, rounded down as torchvision does), then take the centre crop x crop."""
-    crop = size if crop is None else crop
-    n, h, w, _ = frames.shape
-    if h <= w:
-        new_h, new_w = size, max(size, w * size // h)
-    else:
-        new_h, new_w = max(size, h * size // w), size
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-    if (new_h, new_w) != (h, w):
-        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True,
-                          align_corners=False)
-    top, left = (new_h - crop) // 2, (new_w - crop) // 2
-    x = x[:, :, top:top + crop, left:left + crop]
-    return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
+    @property
+    def frames_per_video(self) -> int:
+        return self.num_frames or DEFAULT_FRAMES.get(self.sampler, 0)
 
 
 class SampleStage(Stage):
-    """Decode N sampled frames per video on CPU; cheap to build, so it is stateless."""
+    """Samples and decodes frames on CPU; stateless (the decode worker lives per process)."""
 
     kind = "sample"
     Options = SampleOptions
@@ -66,16 +73,39 @@ class SampleStage(Stage):
     tables = ()
     default_resources = Resources(num_cpus=1.0, batch_size=4)
 
-    def process(self, record: Record) -> None:
+    def request(self, record: Record) -> SampleRequest:
         opts: SampleOptions = self.options  # type: ignore[assignment]
-        source = open_video(record["path"], opts.decoder)
-        if source.frame_count <= 0:
-            raise VideoError("the video has no frames")
-        indices = sample_indices(opts.sampler, source.frame_count, opts.num_frames)
-        frames = source.read(indices)
-        fps = source.fps or float((record.get("probe") or {}).get("fps") or 0.0)
-        times = indices / fps if fps > 0 else np.zeros(len(indices))
-        record[opts.key] = SampledFrames(
-            frames=resize_center_crop(frames, opts.size, opts.crop),
-            indices=indices.astype(np.int64), times=times.astype(np.float32),
-            sampler=opts.sampler)
+        threads = opts.threads if opts.threads is not None else \
+            max(1, round(self.resources.num_cpus))
+        return SampleRequest(
+            path=record["path"], video_id=str(record["video_id"]),
+            sampler=opts.sampler,
+            num_frames=opts.frames_per_video, seed=opts.seed, fps=opts.fps,
+            window=opts.window, size=opts.size, crop=opts.crop or opts.size,
+            decoder=opts.decoder, snap=opts.snap, threads=threads,
+            rotation=(record.get("probe") or {}).get("rotation"), caps=opts.caps())
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.memo = BatchMemo()
+
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        return self.memo.run(batch, self.compute, self.apply)
+
+    def process(self, record: Record) -> None:
+        self.apply(record, self.compute(record))
+
+    def compute(self, record: Record) -> SampledFrames:
+        opts: SampleOptions = self.options  # type: ignore[assignment]
+        result = sample(self.request(record), opts)
+        dense = opts.sampler == "videoclip"
+        return SampledFrames(
+            frames=result.frames, indices=result.indices.astype(np.int64),
+            times=result.times.astype(np.float32), sampler=opts.sampler,
+            window_starts=None if result.window_starts is None
+            else result.window_starts.astype(np.float32),
+            valid=result.valid, snapped=result.snapped, window=opts.window if dense else 0,
+            fps=result.fps, frame_count=result.frame_count)
+
+    def apply(self, record: Record, frames: SampledFrames) -> None:
+        record[self.options.key] = frames  # type: ignore[attr-defined]

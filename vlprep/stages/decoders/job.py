@@ -1,0 +1,202 @@
+"""One probe or sample request, from a path to facts or frames: the unit of isolation.
+
+Both run the same way in-process and in the worker child; only where the frames are written
+differs (``allocate`` returns a numpy array or a view of a shared-memory file).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from vlprep.stages.base import VideoError
+from vlprep.stages.decoders import decord_backend, ffmpeg_backend, pyav_backend
+from vlprep.stages.decoders.geometry import FrameWriter, Geometry
+from vlprep.stages.decoders.media import (
+    Caps,
+    FrameIndex,
+    build_index,
+    check_caps,
+    check_complete,
+    check_input,
+    first_frame,
+    open_container,
+    probe_facts,
+    rotation_of,
+    video_stream,
+)
+from vlprep.stages.resample import fps_slots, last_frame_duration, windows
+from vlprep.stages.samplers import pick_frames, snap_to_keyframes
+
+Allocate = Callable[[tuple[int, ...]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    path: str
+    caps: Caps = Caps()
+    count_frames: str = "auto"  # auto | always | never
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    path: str
+    video_id: str = ""
+    sampler: str = "uniform"  # a sparse sampler (samplers.SPARSE) or "videoclip"
+    num_frames: int = 8
+    seed: int = 0
+    fps: float = 30.0  # output rate of the videoclip sampler
+    window: int = 30  # frames per window of the videoclip sampler
+    size: int = 224
+    crop: int | None = None  # default: size
+    decoder: str = "pyav"
+    snap: str = "exact"  # exact | keyframe
+    threads: int = 0
+    skip_nonref: bool = True
+    rotation: int | None = None  # known from the probe; else read from the video
+    caps: Caps = Caps()
+
+
+@dataclass
+class SampleResult:
+    frames: np.ndarray | None  # N x crop x crop x 3 (None when it went through shared memory)
+    indices: np.ndarray  # int64: presentation index per frame, -1 for padding
+    times: np.ndarray  # float64 seconds (pts_time), NaN for padding
+    valid: np.ndarray  # bool: False for zero padding
+    snapped: np.ndarray  # bool: moved to a keyframe
+    window_starts: np.ndarray | None
+    fps: float
+    rotation: int
+    frame_count: int
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run_probe(req: ProbeRequest) -> dict[str, Any]:
+    """Probe facts of one input (see :func:`media.probe_facts`) plus rotation and a verified
+    frame count; raises VideoError for unreadable, undecodable or capped inputs."""
+    size = check_input(req.path, req.caps)
+    with open_container(req.path) as container:
+        stream = video_stream(container)
+        facts = probe_facts(container, stream, size)
+        check_caps(facts, req.caps)
+        check_complete(stream, size)
+        facts["rotation"] = rotation_of(first_frame(container, stream))
+        expected = facts["duration"] * facts["fps"]
+        stored = facts["frame_count"]
+        doubtful = stored <= 0 or abs(stored - expected) > max(2.0, 0.02 * expected)
+        facts["frame_count_source"] = "container"
+        if req.count_frames == "always" or (req.count_frames == "auto" and doubtful):
+            container.seek(0, stream=stream)
+            facts["frame_count"] = len(build_index(container, stream))
+            facts["frame_count_source"] = "demux"
+        elif stored <= 0:
+            facts["frame_count"] = round(expected)
+            facts["frame_count_source"] = "estimate"
+    return facts
+
+
+def run_sample(req: SampleRequest, allocate: Allocate) -> SampleResult:
+    """Pick, decode, resize and crop the frames of one video into ``allocate(shape)``."""
+    size = check_input(req.path, req.caps)
+    with open_container(req.path) as container:
+        stream = video_stream(container)
+        if req.decoder == "pyav":
+            pyav_backend.configure(stream, req.threads)
+        facts = probe_facts(container, stream, size)
+        check_caps(facts, req.caps)
+        check_complete(stream, size)
+        index = build_index(container, stream)
+        rotation = req.rotation
+        if rotation is None and req.decoder != "pyav":
+            rotation = rotation_of(first_frame(container, stream))
+        plan = _plan(req, index, facts["fps"], stream.average_rate)
+        crop = req.crop or req.size
+        out = allocate((len(plan.indices), crop, crop, 3))
+        writer = FrameWriter(Geometry(req.size, crop, rotation), out)
+        positions: dict[int, list[int]] = {}
+        for pos, t in enumerate(plan.indices):
+            if t >= 0:
+                positions.setdefault(int(t), []).append(pos)
+        targets = np.asarray(sorted(positions), dtype=np.int64)
+        stats = _decode(req, container, stream, index, targets, facts, rotation,
+                        lambda t, frame: writer.put(positions[t], frame))
+        out[~plan.valid] = 0
+    valid = plan.valid
+    times = np.full(len(plan.indices), np.nan)
+    times[valid] = index.times(plan.indices[valid])
+    stats.update(targets=len(targets), returned=int(valid.sum()))
+    return SampleResult(None, plan.indices, times, valid, plan.snapped, plan.window_starts,
+                        facts["fps"], writer.geometry.rotation or 0, len(index), stats)
+
+
+@dataclass
+class _Plan:
+    indices: np.ndarray
+    valid: np.ndarray
+    snapped: np.ndarray
+    window_starts: np.ndarray | None = None
+
+
+def _plan(req: SampleRequest, index: FrameIndex, fps: float,
+          avg_rate: Fraction | None) -> _Plan:
+    if req.sampler != "videoclip":
+        pick = pick_frames(req.sampler, len(index), req.num_frames, fps, req.video_id, req.seed)
+        indices, snapped = pick.indices, np.zeros(len(pick.indices), bool)
+        if req.snap == "keyframe" and index.exact:
+            indices, snapped = snap_to_keyframes(pick, index.keyframes)
+        return _Plan(indices, np.ones(len(indices), bool), snapped)
+    rate = Fraction(req.fps).limit_denominator(1001)
+    end = int(index.pts[-1]) + last_frame_duration(index.pts, index.durations, avg_rate,
+                                                   index.time_base)
+    slots = fps_slots(index.pts, index.time_base, end, rate, offset=index.container_start)
+    count, pad = windows(len(slots.source), req.window)
+    indices = np.r_[slots.source, np.full(pad, -1, np.int64)]
+    valid = np.r_[np.ones(len(slots.source), bool), np.zeros(pad, bool)]
+    shift = float(index.container_start * index.time_base)
+    starts = (slots.first_slot + np.arange(count) * req.window) / float(rate) + shift
+    return _Plan(indices, valid, np.zeros(len(indices), bool), starts)
+
+
+def _decode(req: SampleRequest, container: av.container.InputContainer, stream: av.VideoStream,
+            index: FrameIndex, targets: np.ndarray, facts: dict[str, Any],
+            rotation: int | None, emit: Callable[[int, Any], None]) -> dict[str, Any]:
+    if req.decoder == "pyav":
+        s = pyav_backend.decode_targets(container, stream, index, targets, emit,
+                                        skip_nonref=req.skip_nonref)
+        return {"decoded": s.decoded, "seeks": s.seeks}
+    if req.decoder == "decord":
+        decord_backend.decode_targets(req.path, index, targets, emit, req.threads,
+                                      rotation=rotation or 0)
+        return {"decoded": None, "seeks": None}
+    if req.decoder == "ffmpeg":
+        ffmpeg_backend.decode_targets(req.path, index, targets, facts["width"], facts["height"],
+                                      emit, req.threads)
+        return {"decoded": int(targets[-1]) + 1, "seeks": 0}
+    raise ValueError(f"unknown decoder {req.decoder!r} (known: pyav, decord, ffmpeg)")
+
+
+def in_process(req: SampleRequest) -> SampleResult:
+    """Run a sample request here (no isolation): frames land in a fresh array."""
+    holder: list[np.ndarray] = []
+
+    def allocate(shape: tuple[int, ...]) -> np.ndarray:
+        holder.append(np.empty(shape, np.uint8))
+        return holder[0]
+
+    result = run_sample(req, allocate)
+    result.frames = holder[0]
+    return result
+
+
+def frame_bytes(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
+
+
+__all__ = ["ProbeRequest", "SampleRequest", "SampleResult", "run_probe", "run_sample",
+           "in_process", "VideoError"]

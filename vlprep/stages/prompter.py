@@ -1,0 +1,199 @@
+"""ALPRO prompter soft labels: K crops per video, each scored against the entity prompts.
+
+Runs after an `entities` stage (in a later pass over the videos): ``setup`` reads the store's
+`entities` table and embeds every entity's prompt ensemble once per worker. Per video, K
+boxes are drawn (:mod:`vlprep.stages.crops`), the same box is cut from every sampled frame,
+the crop's frame embeddings are averaged into one normalised crop embedding, and
+soft labels = softmax(crop @ prompts.T / temperature) over all entities. A `soft_labels` row
+keeps the box, the frame indices, the top-k entity ids and probabilities, the top
+probability, and whether it is under ``min_top_prob`` (ALPRO ignores such crops; the public
+code compares the argmax *index* with 0.2 instead, a bug we do not copy). Rows are kept, only
+flagged, so a trainer may pick its own threshold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from vlprep.schemas import SOFT_LABELS
+from vlprep.stages.base import Record, Resources, Stage, WeightsOptions, emit
+from vlprep.stages.crops import crop_view, sample_boxes
+from vlprep.stages.frames import get_frames
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class PrompterOptions(WeightsOptions):
+    """`checkpoint`: a CLIP model directory (both towers) or a VTC checkpoint directory."""
+
+    # `model_config` is pydantic's own attribute, so the job key is an alias of `clip_config`.
+    model_config = ConfigDict(populate_by_name=True)
+
+    prompter: Literal["clip", "alpro-vtc"] = Field(
+        default="clip", description="CLIP model dir, or a `vlprep train alpro --vtc-only` dir")
+    clip_config: dict[str, Any] | None = Field(
+        default=None, alias="model_config",
+        description="CLIPConfig overrides for init: random (vision_config, text_config, ...)")
+    tokenizer: str | None = Field(
+        default=None, description="CLIP tokenizer dir or builtin:demo (default: checkpoint)")
+    device: str = "auto"
+    frames: str = Field(default="frames", description="record key of the sampled frames")
+    num_crops: int = Field(default=4, gt=0, description="K crops per video")
+    crop_seed: int = Field(default=0, ge=0, description="crops depend on (crop_seed, video)")
+    crop_scale: tuple[float, float] = (0.3, 0.5)
+    crop_ratio: tuple[float, float] = (0.3, 1 / 0.3)
+    patch_size: int = Field(default=16, gt=0)
+    crop_view: Literal["masked", "resized"] = "masked"
+    templates: Literal["auto", "video", "image"] = Field(
+        default="auto", description="auto: image prompts for image files, else video")
+    top_k: int = Field(default=10, gt=0)
+    temperature: float | None = Field(default=None, gt=0, description="default: the model's")
+    min_top_prob: float = Field(default=0.2, ge=0, le=1, description="flag rows below")
+    frame_batch: int = Field(default=64, gt=0, description="crop images per forward pass")
+    text_batch: int = Field(default=256, gt=0, description="prompts per forward pass")
+
+    @field_validator("crop_scale", "crop_ratio")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError("expected 0 < low <= high")
+        return value
+
+    @model_validator(mode="after")
+    def _checkpoint_or_random(self) -> PrompterOptions:
+        from vlprep.models.tokenizers import check_spec
+
+        if self.tokenizer is not None:
+            check_spec(self.tokenizer)
+        if self.init == "random":
+            if self.checkpoint is not None:
+                raise ValueError("give either a checkpoint or init: random, not both")
+            if self.prompter != "clip":
+                raise ValueError("init: random is for prompter: clip")
+            if self.tokenizer is None:
+                raise ValueError("init: random needs a tokenizer (a directory or builtin:demo)")
+            return self
+        if self.clip_config is not None:
+            raise ValueError("model_config applies to init: random only")
+        if self.checkpoint is None:
+            raise ValueError("checkpoint is required (or set init: random for a demo)")
+        if not Path(self.checkpoint).is_dir():
+            raise ValueError(f"checkpoint {self.checkpoint!r} is not a directory")
+        return self
+
+
+def build_prompter(opts: PrompterOptions):
+    """The prompter model the options describe, on its device."""
+    from vlprep.models.clip import resolve_device
+
+    device = resolve_device(opts.device)
+    if opts.prompter == "alpro-vtc":
+        from vlprep.models.vtc import VtcPrompter, load_vtc
+
+        model, tokenizer, config = load_vtc(opts.checkpoint)  # type: ignore[arg-type]
+        return VtcPrompter(model, tokenizer, config, device, opts.frame_batch)
+    from vlprep.models.prompter import ClipPrompter, load_clip_model, random_clip_model
+    from vlprep.models.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(opts.tokenizer or opts.checkpoint, "clip")  # type: ignore[arg-type]
+    if opts.init == "random":
+        model = random_clip_model(tokenizer, opts.seed, opts.clip_config)
+    else:
+        model = load_clip_model(opts.checkpoint)  # type: ignore[arg-type]
+    return ClipPrompter(model, tokenizer, device, opts.frame_batch)
+
+
+class PrompterStage(Stage):
+    """Emits K `soft_labels` rows per video; adds nothing to the record."""
+
+    kind = "prompter"
+    Options = PrompterOptions
+    stateful = True
+    tables = ("soft_labels",)
+    default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
+
+    model: Any = None
+
+    def setup(self) -> None:
+        if self.model is not None:
+            return
+        from vlprep.stages.entities import read_entities
+
+        if self.store is None:
+            raise RuntimeError("the prompter stage reads the job's store: no store given")
+        self.entities = read_entities(self.store)
+        if not self.entities:
+            raise RuntimeError(f"store {self.store}: the entities table is empty")
+        self.model = build_prompter(self.options)  # type: ignore[arg-type]
+        self.prompts: dict[str, np.ndarray] = {}
+
+    def prompt_embeddings(self, templates: str) -> np.ndarray:
+        """E x D prompt ensemble of the entities for "video" or "image" templates (cached)."""
+        from vlprep.models.prompter import TEMPLATES, prompt_embeddings
+
+        if templates not in self.prompts:
+            self.prompts[templates] = prompt_embeddings(self.model, self.entities,
+                                                        TEMPLATES[templates])
+        return self.prompts[templates]
+
+    def templates_for(self, record: Record) -> str:
+        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        if opts.templates != "auto":
+            return opts.templates
+        return "image" if str(record.get("path", "")).lower().endswith(IMAGE_SUFFIXES) \
+            else "video"
+
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        self.setup()
+        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        size = self.model.image_size
+        views, plan = [], []
+        for record in batch:
+            sampled = get_frames(record, opts.frames)
+            h, w = sampled.frames.shape[1:3]
+            boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
+                                 opts.patch_size, opts.crop_scale, opts.crop_ratio)
+            views += [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes]
+            plan.append((record, sampled, boxes))
+        embeddings = self.model.embed_images(np.concatenate(views))
+        start = 0
+        for record, sampled, boxes in plan:
+            n, k = len(sampled), len(boxes)
+            per_frame = embeddings[start:start + n * k].reshape(k, n, -1)
+            start += n * k
+            pooled = per_frame.mean(axis=1)
+            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
+            emit(record, "soft_labels", self.rows(record, sampled.indices, boxes, pooled))
+        return batch
+
+    def rows(self, record: Record, indices: np.ndarray, boxes: list, crops: np.ndarray
+             ) -> pa.Table:
+        from vlprep.models.prompter import float32_down, soft_labels, top_k
+
+        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        templates = self.templates_for(record)
+        temperature = opts.temperature or self.model.temperature
+        probs = soft_labels(crops, self.prompt_embeddings(templates), temperature)
+        ids, best = top_k(probs, opts.top_k)
+        best = float32_down(best)
+        k = len(boxes)
+        frame_indices = [int(i) for i in indices]
+        return pa.table({
+            "video_id": [record["video_id"]] * k,
+            "crop": pa.array(range(k), pa.int16()),
+            "left": pa.array([b.left for b in boxes], pa.int32()),
+            "top": pa.array([b.top for b in boxes], pa.int32()),
+            "width": pa.array([b.width for b in boxes], pa.int32()),
+            "height": pa.array([b.height for b in boxes], pa.int32()),
+            "frame_indices": [frame_indices] * k,
+            "templates": [templates] * k,
+            "entity_ids": ids.astype(np.int32).tolist(),
+            "probs": best.tolist(),
+            "top_prob": pa.array(best[:, 0]),
+            "low_confidence": pa.array(best[:, 0] < opts.min_top_prob),
+        }, schema=SOFT_LABELS)

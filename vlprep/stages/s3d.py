@@ -1,0 +1,112 @@
+"""VideoCLIP S3D features: one `s3d` row per video, one 512-d vector per second.
+
+Reads the frames of the VideoCLIP sampler (30 fps, 1-s windows of 30 frames, the last one
+zero-padded) and runs the HowTo100M S3D-G on every window. The windows of all videos of a
+batch go through the model together in chunks of ``frame_batch`` windows, then are split
+back per video. Stored fp16, L2-normalised by default as VideoCLIP's extractor does; with
+``mixed_5c: true`` the 1024-d pooled block output is stored too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from vlprep.schemas import S3D, list_of_vectors
+from vlprep.stages.backbone import BackboneOptions
+from vlprep.stages.base import Record, Resources, Stage, VideoError, emit
+from vlprep.stages.frames import SampledFrames, get_frames
+
+
+class S3dOptions(BackboneOptions):
+    window: int = Field(default=30, gt=1, description="frames per clip (VideoCLIP: 30 = 1 s)")
+    fps: float = Field(default=30.0, gt=0, description="frame rate of the sampled frames")
+    normalize: bool = Field(default=True, description="L2-normalise the 512-d features")
+    mixed_5c: bool = Field(default=False, description="also store the 1024-d mixed_5c")
+    frame_batch: int = Field(default=8, gt=0, description="windows per forward pass")
+
+    @model_validator(mode="after")
+    def _weights(self) -> S3dOptions:
+        if self.window % 2:
+            raise ValueError("window must be even (S3D halves time in its first layer)")
+        self.check_weights("file")
+        return self
+
+
+class S3dStage(Stage):
+    """Adds nothing to the record; emits the `s3d` row of each video."""
+
+    kind = "s3d"
+    Options = S3dOptions
+    stateful = True
+    tables = ("s3d",)
+    default_resources = Resources(num_cpus=1.0, batch_size=2, concurrency=1)
+
+    model: Any = None
+
+    def setup(self) -> None:
+        if self.model is not None:
+            return
+        from vlprep.models.accel import resolve_device
+        from vlprep.models.s3d import S3D as S3dModel
+        from vlprep.models.s3d import random_s3d
+
+        opts: S3dOptions = self.options  # type: ignore[assignment]
+        model = (random_s3d(opts.seed) if opts.init == "random"
+                 else S3dModel.from_checkpoint(opts.checkpoint))  # type: ignore[arg-type]
+        self.device = resolve_device(opts.device)
+        self.model = model.to(self.device)
+
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        from vlprep.models.s3d import embed_windows
+
+        self.setup()
+        opts: S3dOptions = self.options  # type: ignore[assignment]
+        sampled = [get_frames(record, opts.frames) for record in batch]
+        counts = [self._windows(s) for s in sampled]
+        frames = np.concatenate([s.frames for s in sampled])
+        out = embed_windows(self.model, frames, opts.window, self.device, opts.frame_batch,
+                            opts.precision)
+        start = 0
+        for record, s, n in zip(batch, sampled, counts, strict=True):
+            features = {k: v[start:start + n] for k, v in out.items()}
+            emit(record, "s3d", self.rows(record, s, features))
+            start += n
+        return batch
+
+    def _windows(self, sampled: SampledFrames) -> int:
+        window = self.options.window  # type: ignore[attr-defined]
+        given = int(getattr(sampled, "window", 0) or 0)
+        if given and given != window:
+            raise VideoError(f"frames come in {given}-frame windows but the s3d stage takes "
+                             f"window: {window}")
+        if len(sampled) % window:
+            raise VideoError(f"{len(sampled)} frames is not a whole number of {window}-frame "
+                             "windows (use the videoclip sampler)")
+        return len(sampled) // window
+
+    def rows(self, record: Record, sampled: SampledFrames, out: dict[str, np.ndarray]
+             ) -> pa.Table:
+        opts: S3dOptions = self.options  # type: ignore[assignment]
+        emb = out["video_embedding"]
+        n = len(emb)
+        if opts.normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if sampled.window_starts is not None and len(sampled.window_starts) == n:
+            starts = np.asarray(sampled.window_starts, np.float32)
+        else:
+            starts = np.asarray(sampled.times, np.float32)[::opts.window][:n]
+        ends = starts + np.float32(opts.window / opts.fps)
+        mixed = (list_of_vectors(out["mixed_5c"].astype(np.float16), [0, n], 1024, pa.float16())
+                 if opts.mixed_5c else pa.nulls(1, S3D.field("mixed_5c").type))
+        return pa.Table.from_arrays([
+            pa.array([record["video_id"]], pa.string()),
+            pa.array([n], pa.int32()),
+            pa.array([starts], pa.list_(pa.float32())),
+            pa.array([ends], pa.list_(pa.float32())),
+            list_of_vectors(emb.astype(np.float16), [0, n], 512, pa.float16()),
+            mixed,
+        ], schema=S3D)

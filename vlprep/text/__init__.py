@@ -1,0 +1,1 @@
+"""Text helpers without models: ASR line clean-up, POS alignment, entity word filters."""

@@ -1,0 +1,73 @@
+"""`vlprep train` and `vlprep eval`, as functions the CLI calls (and tests can too)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vlprep.train import checkpoint
+from vlprep.train.method import Method, TrainConfig, resolve_device
+from vlprep.train.store_reader import StoreReader
+
+log = logging.getLogger("vlprep")
+
+
+def methods() -> dict[str, type[Method]]:
+    """Method name -> class; imported lazily so `vlprep --help` stays light."""
+    from vlprep.train.alpro import Alpro
+    from vlprep.train.stoa import Stoa
+    from vlprep.train.videoclip import VideoClip
+
+    return {cls.name: cls for cls in (VideoClip, Alpro, Stoa)}
+
+
+def parse_options(assignments: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs, values parsed as YAML scalars (numbers, booleans)."""
+    out: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item}: expected KEY=VALUE")
+        out[key.replace("-", "_")] = yaml.safe_load(raw) if raw else ""
+    return out
+
+
+def build_method(name: str, store: str, options: dict[str, Any] | None = None,
+                 saved: dict[str, Any] | None = None) -> Method:
+    known = methods()
+    if name not in known:
+        raise ValueError(f"unknown method {name!r} (known: {', '.join(known)})")
+    return known[name](StoreReader(store), options, saved)
+
+
+def run_train(name: str, cfg: TrainConfig) -> dict[str, Any]:
+    from vlprep.train.loop import train
+
+    method = build_method(name, cfg.store, cfg.options)
+    return train(method, cfg)
+
+
+def run_eval(run: str | Path, store: str, split: str | None = None,
+             eval_fraction: float | None = None, batch_size: int = 256,
+             device: str = "auto") -> dict[str, Any]:
+    """Retrieval metrics of a checkpoint (a run folder, an epoch folder or a model file) on
+    `store`; the held-out split is the one the run trained with unless overridden."""
+    from vlprep.train.loop import evaluate
+
+    model_file = checkpoint.resolve(Path(run))
+    meta = checkpoint.read_meta(model_file)
+    trained = meta.get("train", {})
+    method = build_method(meta["method"], store, saved=meta)
+    model = method.build_model()
+    checkpoint.load_weights(model, model_file)
+    model.to(resolve_device(device))
+    cfg = TrainConfig(store=store, out=str(model_file.parent), batch_size=batch_size,
+                      eval_fraction=trained.get("eval_fraction", 0.2) if eval_fraction is None
+                      else eval_fraction, split_seed=trained.get("split_seed", 0),
+                      device=device, quiet=True)
+    split = split or ("eval" if cfg.eval_fraction > 0 else "all")
+    return {"method": meta["method"], "checkpoint": str(model_file), "store": store,
+            "split": split, **evaluate(method, model, cfg, split)}
