@@ -43,7 +43,8 @@ class TextsOptions(StageOptions):
         default=None, description="CLIP tokenizer dir or builtin:demo")
     clip_max_tokens: int = Field(default=77, ge=2, description="CLIP context, with specials")
     spacy_model: str | None = Field(
-        default="en_core_web_sm", min_length=1, description="spaCy model name or path; null: no nouns/verbs")
+        default="en_core_web_sm", min_length=1,
+        description="spaCy model name or path; null: no nouns/verbs")
     spacy_batch: int = Field(default=256, gt=0, description="texts per nlp.pipe batch")
 
     @field_validator("bert_tokenizer", "clip_tokenizer")

@@ -22,7 +22,6 @@ from vlprep.train import checkpoint
 from vlprep.train.data import StoreDataset
 from vlprep.train.method import Method, TrainConfig, resolve_device, to_device
 from vlprep.train.metrics import MetricsLog, retrieval_metrics
-from vlprep.train.store_reader import StoreReader
 
 log = logging.getLogger("vlprep")
 
@@ -44,9 +43,15 @@ def make_loader(method: Method, cfg: TrainConfig, split: str, epoch: int,
     dataset.set_epoch(epoch)
     size = method.loader_batch_size(batch_size or cfg.batch_size) if train \
         else (batch_size or cfg.batch_size)
-    collate = (method.collate if train else method.eval_collate) if size is not None else None
+    collate = (method.collate if train else method.eval_collate) if size is not None \
+        else _as_is
     return DataLoader(dataset, batch_size=size, collate_fn=collate, num_workers=cfg.workers,
                       drop_last=False)
+
+
+def _as_is(sample: Any) -> Any:
+    """Unbatched loading: samples reach the method untouched (no tensor conversion)."""
+    return sample
 
 
 @torch.no_grad()

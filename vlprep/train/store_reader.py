@@ -39,7 +39,7 @@ class Unit:
 class StoreReader:
     """Committed files per (partition, table), row-group reads with column projection."""
 
-    def __init__(self, uri: str, cache_row_groups: int = 4):
+    def __init__(self, uri: str, cache_row_groups: int = 3):
         self.uri = uri
         self.store = Store(uri)
         if not self.store.exists():

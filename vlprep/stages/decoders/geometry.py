@@ -65,16 +65,13 @@ class FrameWriter:
         self.written = 0
 
     def convert(self, frame: av.VideoFrame | np.ndarray) -> np.ndarray:
-        if self.geometry.rotation is None:
-            rotation = 0 if isinstance(frame, np.ndarray) else rotation_of(frame)
-            self.geometry = replace(self.geometry, rotation=rotation)
-        g = self.geometry
+        """The frame as it is stored: resized, rotated, centre-cropped, RGB (a view)."""
+        g = self._geometry_for(frame)
         if isinstance(frame, np.ndarray):
             height, width = frame.shape[:2]
             rgb = resize_rgb(frame, *g.stored_dims(width, height))
         else:
-            rgb = scale_to_rgb(frame, *g.stored_dims(frame.width, frame.height), self._scaler,
-                               self._converter)
+            rgb = np.dstack(rgb_planes(self._scale(frame)))
         image = rotate(rgb, g.rotation or 0)
         h, w = image.shape[:2]
         top, left = (h - g.crop) // 2, (w - g.crop) // 2
@@ -83,17 +80,46 @@ class FrameWriter:
     def put(self, slots: Sequence[int] | np.ndarray, frame: av.VideoFrame | np.ndarray) -> None:
         if len(slots) == 0:
             return
-        image = self.convert(frame)
-        for slot in slots:
-            self.out[slot] = image
+        g = self._geometry_for(frame)
+        first = self.out[slots[0]]
+        if isinstance(frame, np.ndarray) or g.rotation:
+            first[...] = self.convert(frame)
+        else:  # the common case, copied plane by plane straight into place: no temporaries
+            planes = rgb_planes(self._scale(frame))
+            h, w = planes[0].shape
+            top, left = (h - g.crop) // 2, (w - g.crop) // 2
+            for c, plane in enumerate(planes):
+                first[:, :, c] = plane[top:top + g.crop, left:left + g.crop]
+        for slot in slots[1:]:
+            self.out[slot] = first
         self.written += len(slots)
 
+    def _geometry_for(self, frame: av.VideoFrame | np.ndarray) -> Geometry:
+        if self.geometry.rotation is None:
+            rotation = 0 if isinstance(frame, np.ndarray) else rotation_of(frame)
+            self.geometry = replace(self.geometry, rotation=rotation)
+        return self.geometry
 
-def scale_to_rgb(frame: av.VideoFrame, width: int, height: int,
+    def _scale(self, frame: av.VideoFrame) -> av.VideoFrame:
+        width, height = self.geometry.stored_dims(frame.width, frame.height)
+        return scale_planar(frame, width, height, self._scaler, self._converter)
+
+
+def rgb_planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """Views of a planar RGB (gbrp) frame's planes, in R, G, B order."""
+    views = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        views.append(rows[:, :frame.width])
+    g, b, r = views
+    return [r, g, b]
+
+
+def scale_planar(frame: av.VideoFrame, width: int, height: int,
                  scaler: VideoReformatter | None = None,
-                 converter: VideoReformatter | None = None) -> np.ndarray:
-    """A decoded frame scaled to width x height as RGB uint8 (bilinear, via planar RGB, which
-    is faster than packed RGB output).
+                 converter: VideoReformatter | None = None) -> av.VideoFrame:
+    """A decoded frame scaled to width x height as planar RGB (bilinear; planar output is
+    faster than packed RGB).
 
     Downscaling by 2 or more goes straight from YUV in one pass: the subsampled chroma still
     has at least the output's resolution, so nothing is lost, and it costs about a quarter
@@ -106,9 +132,13 @@ def scale_to_rgb(frame: av.VideoFrame, width: int, height: int,
         converter = converter or VideoReformatter()
         source = converter.reformat(frame, format="rgb24", src_color_range=frame.color_range,
                                     threads=1)
-    small = scaler.reformat(source, width, height, "gbrp", interpolation=INTERPOLATION,
-                            src_color_range=source.color_range, threads=1)
-    return small.to_ndarray()
+    return scaler.reformat(source, width, height, "gbrp", interpolation=INTERPOLATION,
+                           src_color_range=source.color_range, threads=1)
+
+
+def scale_to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """:func:`scale_planar` as an H x W x 3 RGB array."""
+    return np.dstack(rgb_planes(scale_planar(frame, width, height)))
 
 
 def resize_rgb(image: np.ndarray, width: int, height: int) -> np.ndarray:

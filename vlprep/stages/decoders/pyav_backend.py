@@ -110,12 +110,13 @@ def _decode_run(container: av.container.InputContainer, stream: av.VideoStream,
             done.add(t)
             emit(t, frame)
 
+    mode = "DEFAULT"
     try:
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
-            if skip:
-                ctx.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+            if skip and (want := "DEFAULT" if packet.pts in wanted else "NONREF") != mode:
+                ctx.skip_frame = mode = want
             for frame in ctx.decode(packet):
                 take(frame)
             pending.discard(packet.pts)  # type: ignore[arg-type]

@@ -1,0 +1,168 @@
+"""Text-side throughput: spaCy, the tokenizers, the texts stage, the entity count, and the
+ALPRO prompter (prompt ensembles and crop scoring).
+
+spaCy runs in one process (``nlp.pipe``, no parser or NER), so its sentences/s are per core;
+torch is limited to ``--threads`` threads for the prompter. The prompter is a full-size
+ViT-B/16 CLIP (both towers) with random weights: speed does not depend on the weights.
+Sentences are real caption and ASR-style lines, cycled to ``--sentences``. Example:
+
+    .venv/bin/python bench/text.py                       # CPU, demo tokenizers
+    .venv/bin/python bench/text.py --bert /models/bert-base-uncased --clip /models/clip-b16
+    .venv/bin/python bench/text.py --device cuda --entities 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+CAPTIONS = """A man is slicing tomatoes in the kitchen.
+Two dogs are running after a ball in the park.
+Cyclists ride their bicycles past the camera along a city street.
+A woman pours coffee into a white cup on a wooden table.
+A large animated rabbit steps out of its burrow in a green forest.
+A man sitting in a moving car talks on his phone.
+A group of children play football on a sandy beach at sunset.
+Someone is mixing flour, eggs and sugar in a glass bowl.
+A chef adds chopped onions to a hot pan and stirs them.
+A girl with a red hat is playing the guitar on a stage.
+Cars drive slowly through heavy traffic on a rainy highway.
+A cat jumps onto the sofa and lies down next to a sleeping dog.
+so today we're going to show you how to make a simple pasta sauce
+first take your knife and cut the garlic into very thin slices
+now you want to put the pan on medium heat and add some olive oil
+make sure the water is boiling before you add the noodles
+and that's it guys thanks for watching and don't forget to subscribe
+The cafe owner serves a croissant and an espresso to a customer.
+A surfer rides a large wave while people watch from the shore.
+An old man feeds pigeons on a bench in the city square.""".splitlines()
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_text(args) -> dict:
+    from vlprep.models.spacy_nlp import analyse, load_nlp
+    from vlprep.models.tokenizers import bert_ids, clip_tokens, load_tokenizer
+    from vlprep.stages.base import OUTPUTS, Resources
+    from vlprep.stages.entities import EntitiesOptions, EntitiesStage
+    from vlprep.stages.texts import TextsOptions, TextsStage
+
+    texts = [CAPTIONS[i % len(CAPTIONS)] for i in range(args.sentences)]
+    nlp = load_nlp(args.spacy_model)
+    bert = load_tokenizer(args.bert, "bert")
+    clip = load_tokenizer(args.clip, "clip")
+    analyse(nlp, texts[:64])  # warm-up
+    out = {"sentences": len(texts), "mean_chars": float(np.mean([len(t) for t in texts]))}
+    out["spacy_sentences_per_s"] = len(texts) / best_of(
+        lambda: analyse(nlp, texts, args.spacy_batch), args.repeats)
+    out["bert_ids_per_s"] = len(texts) / best_of(lambda: bert_ids(bert, texts), args.repeats)
+    out["clip_ids_per_s"] = len(texts) / best_of(lambda: clip_tokens(clip, texts), args.repeats)
+    stage = TextsStage(TextsOptions(bert_tokenizer=args.bert, clip_tokenizer=args.clip,
+                                    spacy_model=args.spacy_model), Resources())
+    stage.setup()
+    per_video = 8
+
+    def run_stage() -> list[dict]:
+        records = [{"video_id": f"v{i}", "partition": 0,
+                    "captions": texts[i:i + per_video]} for i in range(0, len(texts), per_video)]
+        return stage(records)
+
+    out["texts_stage_rows_per_s"] = len(texts) / best_of(run_stage, args.repeats)
+    table = pa.concat_tables([r[OUTPUTS]["texts"] for r in run_stage()])
+    entities = EntitiesStage(EntitiesOptions(), Resources())
+    source = table.select(list(entities.columns))
+    out["entity_partial_rows_per_s"] = table.num_rows / best_of(
+        lambda: entities.partial(source), args.repeats)
+    return out
+
+
+def bench_prompter(args) -> dict:
+    from vlprep.models.clip import resolve_device
+    from vlprep.models.prompter import (
+        VIDEO_TEMPLATES,
+        ClipPrompter,
+        prompt_embeddings,
+        random_clip_model,
+    )
+    from vlprep.models.tokenizers import load_tokenizer
+    from vlprep.stages.crops import crop_view, sample_boxes
+
+    logging.getLogger("vlprep").setLevel(logging.ERROR)
+    device = resolve_device(args.device)
+    tokenizer = load_tokenizer(args.clip, "clip")
+    model = random_clip_model(tokenizer, 0)  # ViT-B/16 vision + CLIP-B text, full size
+    prompter = ClipPrompter(model, tokenizer, device, batch_size=args.frame_batch)
+    words = sorted({w.strip(".,'").lower() for t in CAPTIONS for w in t.split()})
+    entities = [words[i % len(words)] + ("" if i < len(words) else str(i))
+                for i in range(args.entities)]
+    prompts = len(entities) * len(VIDEO_TEMPLATES)
+    prompter.embed_texts(["warm up"] * 4)
+    seconds = best_of(lambda: prompt_embeddings(prompter, entities, VIDEO_TEMPLATES), 1)
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (args.frames, 224, 224, 3), dtype=np.uint8)
+              for _ in range(args.videos)]
+
+    def score() -> np.ndarray:
+        views = [crop_view(v, b, "masked", 224) for i, v in enumerate(videos)
+                 for b in sample_boxes(f"v{i}", 0, args.crops, 224, 224)]
+        return prompter.embed_images(np.concatenate(views))
+
+    prompter.embed_images(videos[0][:2])
+    crop_seconds = best_of(score, args.repeats)
+    images = args.videos * args.crops * args.frames
+    return {"device": str(device), "entities": len(entities), "prompts": prompts,
+            "prompt_ensemble_s": seconds, "prompts_per_s": prompts / seconds,
+            "crop_images_per_s": images / crop_seconds,
+            "videos_per_s": args.videos / crop_seconds,
+            "crops_x_frames_per_video": args.crops * args.frames}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--spacy-model", default="en_core_web_sm")
+    parser.add_argument("--spacy-batch", type=int, default=256)
+    parser.add_argument("--bert", default="builtin:demo", help="BERT tokenizer dir")
+    parser.add_argument("--clip", default="builtin:demo", help="CLIP tokenizer dir")
+    parser.add_argument("--entities", type=int, default=200, help="ALPRO uses 1,000")
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--crops", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--frame-batch", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-prompter", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("vlprep").setLevel(logging.ERROR)
+    result = {"text": bench_text(args)}
+    if not args.skip_prompter:
+        result["prompter"] = bench_prompter(args)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    for section, values in result.items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            print(f"  {key:28s} {value:,.1f}" if isinstance(value, float)
+                  else f"  {key:28s} {value}")
+
+
+if __name__ == "__main__":
+    main()

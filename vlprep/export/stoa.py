@@ -1,0 +1,199 @@
+"""`vlprep export stoa`: a store as whongzhong/STOA-VLP's loaders read their object inputs.
+
+Layout under OUT (the loaders' ``object_path`` and ``labelmap_path``)::
+
+    object_attr_<K>_<i>_<n>.pth      the per-video object cache in n shards (pre-training
+                                     loads i = 0..n-1, n = 300): {video_id: {"objects":
+                                     float[T,K,4], "obj_cls": int64[T,K], "attr_sentence":
+                                     str, "conf_set": {class id: summed confidence}}}
+    object_attr_<split>_<K>.pth      with --split NAME instead: one file (fine-tuning loaders)
+    tsv_files/<video_id>.json        per video, per sampled frame, every detection as VinVL
+                                     writes it ({"objects": [{"rect", "class", "conf",
+                                     "attributes", "attr_scores"}]}): what the fine-tuning
+                                     loaders build their cache from when it is missing
+    labelmap.json                    the label map the class ids index (VG-SGG-dicts keys)
+    videos/<video_id>.mp4            with --link-videos: links to the source videos
+
+The cache is made from `regions` with the store's own trajectory rules (the recipe's
+`trajectories` options, STOA-VLP's by default; :func:`select_objects`): per sampled frame the
+kept objects, largest first, in ``frame_size`` (224) pixel coordinates, padded with -1 boxes
+and class 0; ``conf_set`` in order of first appearance (the loader uses its first 2K). Our
+detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice of up to 10 object
+classes, by its ordering rules, without attribute words. Shards are saved with torch.save of
+plain tensors, dicts, floats and strings only: ``torch.load(..., weights_only=True)`` reads
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vlprep.export import ExportError, ExportReport
+from vlprep.export.labels import LabelMap
+from vlprep.export.sink import OutDir, video_file
+from vlprep.export.source import StoreSource
+from vlprep.export.videos import link_videos
+from vlprep.stages.trajectories import TrajectoriesOptions, select_objects
+
+REGION_COLUMNS = ["sample_rank", "width", "height", "boxes", "classes", "class_names", "scores"]
+
+
+@dataclass
+class StoaOptions:
+    shards: int = 300
+    split: str | None = None
+    frame_json: bool = True
+    link_videos: bool = False
+
+
+@dataclass
+class Frame:
+    boxes: np.ndarray  # float32 K x 4, in frame pixels
+    classes: np.ndarray  # int64 K
+    names: list[str]
+    scores: np.ndarray  # float32 K
+    width: int
+    height: int
+
+
+def frames_of(rows: pa.Table) -> list[Frame]:
+    """One video's `regions` rows (sorted by sample_rank) as per-frame arrays."""
+    def flat(column: str) -> tuple[pa.Array, np.ndarray]:
+        col = rows.column(column).combine_chunks()
+        offsets = col.offsets.to_numpy()
+        return col.flatten(), offsets - offsets[0]
+
+    boxes, offs = flat("boxes")
+    box_values = boxes.flatten().to_numpy(zero_copy_only=False).reshape(-1, 4)
+    classes = flat("classes")[0].to_numpy(zero_copy_only=False).astype(np.int64)
+    names = flat("class_names")[0].to_pylist()
+    scores = flat("scores")[0].to_numpy(zero_copy_only=False).astype(np.float32)
+    widths, heights = rows.column("width").to_pylist(), rows.column("height").to_pylist()
+    return [Frame(box_values[a:b], classes[a:b], names[a:b], scores[a:b], w, h)
+            for a, b, w, h in zip(offs[:-1], offs[1:], widths, heights, strict=True)]
+
+
+def attr_sentence(kept: list[tuple[str, float, float]], limit: int = 10) -> str:
+    """STOA-VLP's choice of classes for the attribute sentence (``get_attr_sent``) from the
+    kept objects (class name, confidence, box area), without attributes: by occurrences, then
+    confidence (tenths), then size, cut to 3x, 2x and 1x `limit` classes."""
+    stats: dict[str, list[float]] = {}
+    for name, conf, size in kept:
+        s = stats.setdefault(name, [0, 0, 0])
+        s[0], s[1], s[2] = s[0] + 1, max(s[1], round(conf * 10)), max(s[2], size)
+    items = [(name, *s) for name, s in stats.items()]
+    if 3 * limit < len(items):
+        items.sort(key=lambda x: (x[1], x[2], x[3]), reverse=True)
+        items = items[: 3 * limit]
+    if 2 * limit < len(items):
+        items.sort(key=lambda x: (x[2], x[3], x[1]), reverse=True)
+        items = items[: 2 * limit]
+    items.sort(key=lambda x: (x[3], x[2], x[1]), reverse=True)
+    return ", ".join(name for name, *_ in items[:limit])
+
+
+def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any]:
+    """One video's cache entry (numpy arrays; tensors are made when a shard is saved)."""
+    k = opts.max_objects
+    objects = np.full((len(frames), k, 4), -1, np.float32)
+    obj_cls = np.zeros((len(frames), k), np.int64)
+    conf_set: dict[int, float] = {}
+    kept: list[tuple[str, float, float]] = []
+    for t, fr in enumerate(frames):
+        scale = np.array([opts.frame_size / fr.width, opts.frame_size / fr.height] * 2,
+                         np.float32)
+        for slot, i in enumerate(select_objects(fr.boxes, fr.classes, fr.scores, opts)):
+            box = fr.boxes[i] * scale
+            objects[t, slot], obj_cls[t, slot] = box, fr.classes[i]
+            cls, score = int(fr.classes[i]), float(fr.scores[i])
+            conf_set[cls] = conf_set.get(cls, 0.0) + score
+            kept.append((fr.names[i], score, float((box[2] - box[0]) * (box[3] - box[1]))))
+    return {"objects": objects, "obj_cls": obj_cls, "attr_sentence": attr_sentence(kept),
+            "conf_set": conf_set}
+
+
+def frame_json(frames: list[Frame], frame_size: int) -> list[dict[str, Any]]:
+    """Every detection per frame, most confident first, as VinVL's TSV rows hold them (no
+    attributes); boxes with no area are left out (STOA-VLP's IoU asserts x1 < x2)."""
+    out = []
+    for fr in frames:
+        scale = np.array([frame_size / fr.width, frame_size / fr.height] * 2, np.float32)
+        objects = []
+        for i in np.argsort(-fr.scores, kind="stable"):
+            box = (fr.boxes[i] * scale).tolist()
+            if box[2] > box[0] and box[3] > box[1]:
+                objects.append({"rect": box, "class": fr.names[i], "conf": float(fr.scores[i]),
+                                "attributes": [], "attr_scores": []})
+        out.append({"objects": objects})
+    return out
+
+
+def trajectory_options(source: StoreSource) -> TrajectoriesOptions:
+    """The store's trajectory rules (its recipe), so the cache agrees with `trajectories`."""
+    stage = source.recipe_stage("trajectories") or {}
+    known = set(TrajectoriesOptions.model_fields)
+    options = {k: v for k, v in stage.get("options", {}).items() if k in known}
+    return TrajectoriesOptions(**options)
+
+
+def _save_shard(out: OutDir, rel: str, entries: dict[str, dict[str, Any]]) -> None:
+    import torch
+
+    tensors = {vid: {"objects": torch.from_numpy(e["objects"]),
+                     "obj_cls": torch.from_numpy(e["obj_cls"]),
+                     "attr_sentence": e["attr_sentence"], "conf_set": e["conf_set"]}
+               for vid, e in entries.items()}
+    with out.open(rel) as f:
+        torch.save(tensors, f)
+
+
+def export_stoa(store: str, out_dir: str, opts: StoaOptions | None = None) -> ExportReport:
+    opts = opts or StoaOptions()
+    if opts.shards < 1:
+        raise ExportError("need shards >= 1")
+    if opts.split is not None and ("/" in opts.split or not opts.split):
+        raise ExportError(f"--split {opts.split!r}: expected a name such as train or 1ktest")
+    source = StoreSource(store)
+    source.require("regions", "detect")
+    rules = trajectory_options(source)
+    out = OutDir(out_dir)
+    labels = LabelMap(source)
+    k = rules.max_objects
+    per_shard = max(1, math.ceil(source.count_videos("regions") / opts.shards))
+    shard: dict[str, dict[str, Any]] = {}
+    written = 0
+    counts = {"videos": 0, "frames": 0}
+    for video_id, rows, _ in source.videos("regions", REGION_COLUMNS, sort_by="sample_rank"):
+        frames = frames_of(rows)
+        for fr in frames:
+            labels.see(fr.classes.tolist(), fr.names)
+        shard[video_id] = video_cache(frames, rules)
+        if opts.frame_json:
+            out.write_bytes(f"tsv_files/{video_file(video_id, '.json')}",
+                            json.dumps(frame_json(frames, rules.frame_size)).encode())
+        counts["videos"] += 1
+        counts["frames"] += len(frames)
+        if opts.split is None and len(shard) == per_shard and written < opts.shards - 1:
+            _save_shard(out, f"object_attr_{k}_{written}_{opts.shards}.pth", shard)
+            shard, written = {}, written + 1
+    if opts.split is not None:
+        _save_shard(out, f"object_attr_{opts.split}_{k}.pth", shard)
+    else:
+        for i in range(written, opts.shards):  # the rest, then empty shards: the loader
+            _save_shard(out, f"object_attr_{k}_{i}_{opts.shards}.pth", shard)  # opens all n
+            shard = {}
+    out.write_bytes("labelmap.json", json.dumps(labels.vg_sgg_dicts()).encode())
+    report = ExportReport("stoa", str(out.root), counts)
+    if opts.link_videos:
+        counts["video_links"], skipped = link_videos(source, out)
+        if skipped:
+            report.notes.append(f"{skipped} videos are not local files: not linked")
+    out.finish({"format": "stoa", "store": store, "counts": counts, "notes": report.notes,
+                "options": vars(opts), "objects_per_frame": k})
+    return report
