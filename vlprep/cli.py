@@ -184,6 +184,7 @@ def train(
         min=0.0, max=0.9, help="videos held out for retrieval evaluation")] = 0.2,
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default)")] = 1,
     vtc_only: Annotated[bool, typer.Option(
         "--vtc-only", help="alpro: VTC only; exports the prompter checkpoint")] = False,
     set_: Annotated[list[str] | None, typer.Option(
@@ -208,7 +209,8 @@ def train(
             options["vtc_only"] = True
         cfg = TrainConfig(store=store, out=out or f"runs/{method}", epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed, eval_fraction=eval_fraction,
-                          workers=workers, device=device, resume=not no_resume, quiet=quiet,
+                          workers=workers, device=device, threads=threads,
+                          resume=not no_resume, quiet=quiet,
                           options=options)
         result = run_train(method, cfg)
     except (StoreError, ValueError, FileNotFoundError) as e:
@@ -282,6 +284,10 @@ def _mount_subcommands() -> None:
 
     app.add_typer(manifest_app, name="manifest",
                   help="Convert public dataset formats (WebVid, HowTo100M, MSR-VTT) to a manifest.")
+    from vlprep.export.cli import app as export_app  # format modules load inside its commands
+
+    app.add_typer(export_app, name="export",
+                  help="Write a store as MMPT, ALPRO, STOA-VLP or VinVL read their inputs.")
 
 
 _mount_subcommands()

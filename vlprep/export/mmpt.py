@@ -162,7 +162,8 @@ def export_mmpt(store: str, out_dir: str, opts: MmptOptions | None = None) -> Ex
             raise ExportError(f"store {store}: `texts` has no bert_ids (set the texts stage's "
                               "bert_tokenizer), or export features only with --no-text")
     out = OutDir(out_dir)
-    counts = dict.fromkeys(["videos", "per_video_files", "without_text", *SPLITS], 0)
+    counts = dict.fromkeys(["videos", "per_video_files", "no_seconds", "without_text", *SPLITS],
+                           0)
     with out.open("raw_caption.json", "w") if opts.text else nullcontext() as captions:
         shards = _write_videos(source, out, opts, captions, counts)
     for split in SPLITS:
@@ -171,6 +172,8 @@ def export_mmpt(store: str, out_dir: str, opts: MmptOptions | None = None) -> Ex
         raise ExportError(f"store {store}: no video has both S3D features and a text line with "
                           "bert_ids; export features only with --no-text")
     report = ExportReport("mmpt", str(out.root), counts)
+    if counts["no_seconds"]:
+        report.notes.append(f"{counts['no_seconds']} videos have no S3D window: not in the shards")
     if counts["without_text"]:
         report.notes.append(f"{counts['without_text']} videos have no text line with bert_ids: "
                             "they have a .npy but are not in the shards or lists")
@@ -195,6 +198,9 @@ def _write_videos(source: StoreSource, out: OutDir, opts: MmptOptions, captions:
             if opts.per_video:
                 out.save_npy(f"feat_s3d/{video_file(video_id, '.npy')}", feats.astype(opts.dtype))
                 counts["per_video_files"] += 1
+            if not len(feats):  # MMPT's aligners index the features: at least one second
+                counts["no_seconds"] += 1
+                continue
             lines = None
             if opts.text:
                 ends = rows.column("window_end")[0].as_py()

@@ -32,7 +32,7 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-from vlprep.export import ExportReport
+from vlprep.export import ExportError, ExportReport
 from vlprep.export.labels import LabelMap
 from vlprep.export.sink import OutDir
 from vlprep.export.source import StoreSource
@@ -84,6 +84,12 @@ def frame_rows(batch: pa.RecordBatch) -> Iterator[dict]:
                "features": feat_values[a:b].astype(np.float32)}
 
 
+def image_key(video_id: str, sample_rank: int) -> str:
+    if any(c in video_id for c in "\t\r\n"):
+        raise ExportError(f"video_id {video_id!r} cannot be a TSV key (tab or newline)")
+    return f"{video_id}_{sample_rank}"
+
+
 def objects_json(row: dict) -> str:
     objects = []
     for j, i in enumerate(np.argsort(-row["scores"], kind="stable")):
@@ -107,7 +113,7 @@ def export_vinvl(store: str, out_dir: str, opts: VinvlOptions | None = None) -> 
         frames = stack.enter_context(out.open("frames.tsv"))
         for batch in source.batches("regions", COLUMNS, batch_rows=256):
             for row in frame_rows(batch):
-                key = f"{row['video_id']}_{row['sample_rank']}"
+                key = image_key(row["video_id"], row["sample_rank"])
                 labels.see(row["classes"].tolist(), row["names"])
                 predictions.row(key, objects_json(row))
                 sizes.row(key, json.dumps([{"height": row["height"], "width": row["width"]}]))

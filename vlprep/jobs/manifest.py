@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -106,8 +106,7 @@ def _locate(uri: str) -> _Source:
         base = os.path.dirname(path)
     else:
         parts = urlsplit(uri)
-        base = urlunsplit((parts.scheme, parts.netloc, posixpath.dirname(parts.path),
-                           _inherited_query(parts.scheme, parts.query), ""))
+        base = _remote_base(parts)
     return _Source(uri, fs, path, fmt, compression, base, local)
 
 
@@ -125,19 +124,18 @@ def _resolve(path: str, src: _Source) -> str:
     return urlunsplit((parts.scheme, parts.netloc, joined, parts.query, ""))
 
 
-# Object-store URI options (pyarrow's) that relative video paths inherit from the manifest's
-# URI, so videos are read from the same endpoint; secrets are never copied into `path` rows.
+# Object stores whose URI query holds filesystem options (endpoint_override, scheme, region):
+# relative video paths inherit them, so videos are read from the manifest's endpoint.
 _INHERIT_QUERY_SCHEMES = ("s3", "gs", "gcs")
-_SECRET_KEYS = ("access_key", "secret_key", "session_token", "access_token",
-                "credential_token_expiration", "role_arn", "external_id")
 
 
-def _inherited_query(scheme: str, query: str) -> str:
-    if scheme not in _INHERIT_QUERY_SCHEMES or not query:
-        return ""
-    keep = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
-            if k not in _SECRET_KEYS]
-    return urlencode(keep)
+def _remote_base(parts: SplitResult) -> str:
+    """The manifest's folder as a URI; credentials in it (`s3://KEY:SECRET@bucket`) are
+    dropped so that they never reach the `path` column of the store."""
+    if parts.scheme not in _INHERIT_QUERY_SCHEMES:
+        return urlunsplit((parts.scheme, parts.netloc, posixpath.dirname(parts.path), "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2],
+                       posixpath.dirname(parts.path), parts.query, ""))
 
 
 def _is_number(value: Any) -> bool:

@@ -52,11 +52,15 @@ def run_train(name: str, cfg: TrainConfig) -> dict[str, Any]:
 
 def run_eval(run: str | Path, store: str, split: str | None = None,
              eval_fraction: float | None = None, batch_size: int = 256,
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", threads: int = 1) -> dict[str, Any]:
     """Retrieval metrics of a checkpoint (a run folder, an epoch folder or a model file) on
     `store`; the held-out split is the one the run trained with unless overridden."""
+    import torch
+
     from vlprep.train.loop import evaluate
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     model_file = checkpoint.resolve(Path(run))
     meta = checkpoint.read_meta(model_file)
     trained = meta.get("train", {})

@@ -89,6 +89,8 @@ def train(method: Method, cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
     model = method.build_model().to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
@@ -158,6 +160,8 @@ def _run_epoch(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
     if count == 0:
         raise ValueError(f"store {cfg.store}: no training samples for {method.name} (no video "
                          "has the rows it needs in the train split)")
+    for record in method.epoch_records():
+        metrics.write({"epoch": epoch, "step": step, **record})
     metrics.write({"kind": "epoch", "epoch": epoch, "step": step, "loss": total / count,
                    "batches": count, "seconds": round(time.monotonic() - started, 3)})
     return step, total / count

@@ -38,6 +38,8 @@ class TrainConfig:
     split_seed: int = 0
     workers: int = 0  # DataLoader worker processes
     device: str = "auto"
+    threads: int = 1  # torch CPU threads: small heads gain little from more, and on a busy
+    #                   machine OpenMP threads waiting on each other cost far more
     shuffle_buffer: int = 256
     resume: bool = True
     log_every: int = 10
@@ -113,6 +115,10 @@ class Method:
     def train_batches(self, loader: Iterable[Any], model: nn.Module,
                       epoch: int) -> Iterator[dict[str, Any]]:
         yield from loader
+
+    def epoch_records(self) -> list[dict[str, Any]]:
+        """Method-specific records for the metrics log, collected during an epoch."""
+        return list(getattr(self, "records", []))
 
     # model -------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:

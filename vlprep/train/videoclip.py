@@ -115,10 +115,9 @@ class VideoClip(Method):
             yield item
 
     def clip(self, item: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-        (start, end), ids = overlapped_clip(item["lines"], len(item["features"]), rng,
-                                            self.params)
-        return {"video": item["features"][start:end].astype(np.float32),
-                "ids": with_specials(self.vocab, ids, self.params.max_text_tokens + 2)}
+        clip = overlapped_clip(item["lines"], len(item["features"]), rng, self.params)
+        return {"video": item["features"][clip.start:clip.end].astype(np.float32),
+                "ids": with_specials(self.vocab, clip.ids, self.params.max_text_tokens + 2)}
 
     def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         video, video_mask = pad_sequences([s["video"] for s in samples])
@@ -135,6 +134,7 @@ class VideoClip(Method):
 
     # batches -----------------------------------------------------------------------------------
     videos_per_batch = 32
+    records: list[dict[str, Any]] = []
 
     def loader_batch_size(self, batch_size: int) -> int | None:
         self.videos_per_batch = batch_size
@@ -143,6 +143,7 @@ class VideoClip(Method):
     def train_batches(self, loader: Iterable[Any], model: nn.Module,
                       epoch: int) -> Iterator[dict[str, Any]]:
         rng = random.Random(f"videoclip-batches:{epoch}")
+        self.records = []
         pool: list[dict[str, Any]] = []
         for item in loader:
             pool.append(item)
@@ -166,9 +167,40 @@ class VideoClip(Method):
 
     def pool_batches(self, pool: list[dict[str, Any]], model: nn.Module,
                      rng: random.Random) -> Iterator[dict[str, Any]]:
-        for group in self.groups(pool, model, rng):
+        groups = self.groups(pool, model, rng)
+        if not self.records and len(pool) > self.videos_per_batch:  # the epoch's first pool
+            baseline = random_groups(len(pool), self.videos_per_batch, random.Random(0))
+            record: dict[str, Any] = {"kind": "batches", "batching": self.opts.batching}  # type: ignore[attr-defined]
+            for name, grouping in (("batches", groups), ("random", baseline)):
+                for key, value in self.difficulty(pool, grouping, model).items():
+                    record[f"{name}_{key}"] = value
+            self.records.append(record)
+        for group in groups:
             if len(group) >= 2:
                 yield self.collate([self.clip(pool[i], rng) for i in group])
+
+    @torch.no_grad()
+    def difficulty(self, pool: list[dict[str, Any]], groups: list[list[int]],
+                   model: nn.Module) -> dict[str, float]:
+        """How hard batches are for the current model: mean in-batch InfoNCE loss and mean
+        rank of the right video among the batch's (1 = easiest), clips drawn with a fixed
+        seed so that two groupings of one pool compare like with like."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        losses, positions = [], []
+        for n, group in enumerate(groups):
+            if len(group) < 2:
+                continue
+            rng = random.Random(n)
+            batch = to_device(self.collate([self.clip(pool[i], rng) for i in group]), device)
+            v = model.video_vectors(batch["video"], batch["video_mask"])
+            t = model.text_vectors(batch["ids"], batch["text_mask"])
+            losses.append(float(symmetric_infonce(v, t)))
+            sim = t @ v.t()
+            positions.append(float((sim >= sim.diag()[:, None]).sum(1).float().mean()))
+        model.train(was_training)
+        return {"loss": float(np.mean(losses)), "rank": float(np.mean(positions))}
 
     @torch.no_grad()
     def pool_vectors(self, pool: list[dict[str, Any]], model: nn.Module,

@@ -70,9 +70,17 @@ def video_span(num_seconds: int, length: int, centre: int,
     return start, end
 
 
+@dataclass(frozen=True)
+class Clip:
+    start: int  # video seconds [start, end)
+    end: int
+    lines: tuple[int, ...]  # the text span's line indices
+    ids: tuple[int, ...]  # their token ids, concatenated, cut to the text budget
+
+
 def overlapped_clip(lines: list[Line], num_seconds: int, rng: random.Random,
-                    params: ClipParams = ClipParams()) -> tuple[tuple[int, int], list[int]]:
-    """((video start, video end) in seconds, text token ids) of one training clip."""
+                    params: ClipParams = ClipParams()) -> Clip:
+    """One training clip: a text span and an overlapping video span."""
     if not lines or num_seconds <= 0:
         raise ValueError("a clip needs at least one text line and one second of video")
     centre_line = rng.randrange(len(lines))
@@ -83,6 +91,6 @@ def overlapped_clip(lines: list[Line], num_seconds: int, rng: random.Random,
     centre = rng.randint(low, high) if low < high else (low + high) // 2
     centre = max(0, min(num_seconds - 1, centre))
     length = rng.randint(params.min_video_seconds, params.max_video_seconds)
-    video = video_span(num_seconds, length, centre, rng)
+    start, end = video_span(num_seconds, length, centre, rng)
     ids = [i for index in span for i in lines[index].ids][: params.max_text_tokens]
-    return video, ids
+    return Clip(start, end, tuple(span), tuple(ids))

@@ -6,7 +6,6 @@ differs (``allocate`` returns a numpy array or a view of a shared-memory file).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +20,7 @@ from vlprep.stages.decoders.geometry import FrameWriter, Geometry
 from vlprep.stages.decoders.media import (
     Caps,
     FrameIndex,
+    av_reason,
     build_index,
     check_caps,
     check_complete,
@@ -92,7 +92,10 @@ def run_probe(req: ProbeRequest) -> dict[str, Any]:
         doubtful = stored <= 0 or abs(stored - expected) > max(2.0, 0.02 * expected)
         facts["frame_count_source"] = "container"
         if req.count_frames == "always" or (req.count_frames == "auto" and doubtful):
-            container.seek(0, stream=stream)
+            try:
+                container.seek(0, stream=stream)
+            except av.FFmpegError as e:
+                raise VideoError(f"cannot count frames: {av_reason(e)}") from None
             facts["frame_count"] = len(build_index(container, stream))
             facts["frame_count_source"] = "demux"
         elif stored <= 0:
@@ -194,9 +197,5 @@ def in_process(req: SampleRequest) -> SampleResult:
     return result
 
 
-def frame_bytes(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
-
-
-__all__ = ["ProbeRequest", "SampleRequest", "SampleResult", "run_probe", "run_sample",
-           "in_process", "VideoError"]
+__all__ = ["ProbeRequest", "SampleRequest", "SampleResult", "in_process", "run_probe",
+           "run_sample"]

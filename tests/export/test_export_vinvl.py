@@ -1,0 +1,65 @@
+"""`vlprep export vinvl`, read back as scene_graph_benchmark's TSVFile and Oscar's readers
+do: seek to each ``.lineidx`` offset, split the line on tabs, ``json.loads`` the objects and
+``np.frombuffer(base64.b64decode(feature), np.float32)``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from export_fake_store import CLASSES, REGION_DIM, by_video, read_table, write_store
+
+from vlprep.export.vinvl import export_vinvl
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_store(tmp_path_factory.mktemp("vinvl"))
+
+
+def tsv_rows(tsv: Path) -> list[list[str]]:
+    """TSVFile.seek(i) for every line listed in the .lineidx."""
+    offsets = [int(x) for x in tsv.with_suffix(".lineidx").read_text().split()]
+    rows = []
+    with open(tsv) as fp:
+        for pos in offsets:
+            fp.seek(pos)
+            rows.append([s.strip() for s in fp.readline().split("\t")])
+    return rows
+
+
+def test_vinvl_tsv(store: Path, tmp_path: Path) -> None:
+    report = export_vinvl(str(store), str(tmp_path / "out"))
+    out = tmp_path / "out"
+    regions = read_table(store, "regions")
+    rows = tsv_rows(out / "predictions.tsv")
+    assert len(rows) == regions.num_rows == report.counts["frames"]
+    frames = {line.split("\t")[0]: line.split("\t")[1:]
+              for line in (out / "frames.tsv").read_text().splitlines()}
+    sizes = dict(tsv_rows(out / "predictions.hw.tsv"))
+    per_video = by_video(regions)
+    seen = set()
+    for key, payload in rows:
+        video_id, rank, frame_index, _ = frames[key]
+        frame = next(r for r in per_video[video_id] if r["sample_rank"] == int(rank))
+        assert int(frame_index) == frame["frame_index"] and key not in seen
+        seen.add(key)
+        assert json.loads(sizes[key]) == [{"height": frame["height"], "width": frame["width"]}]
+        data = json.loads(payload)
+        assert data["relations"] is None
+        objects = data["objects"]
+        order = np.argsort(-np.array(frame["scores"]), kind="stable")
+        assert len(objects) == len(order)
+        for j, (obj, i) in enumerate(zip(objects, order, strict=True)):
+            assert obj["bbox_id"] == j and obj["class"] == frame["class_names"][i]
+            assert obj["conf"] == pytest.approx(frame["scores"][i])
+            np.testing.assert_allclose(obj["rect"], frame["boxes"][i], rtol=1e-6)
+            feature = np.frombuffer(base64.b64decode(obj["feature"]), np.float32)
+            assert feature.shape == (REGION_DIM,)
+            np.testing.assert_array_equal(feature, np.array(frame["features"][i], np.float16))
+    assert len(seen) == regions.num_rows
+    label_map = json.loads((out / "labelmap.json").read_text())
+    assert label_map["idx_to_label"]["3"] == CLASSES[3]
