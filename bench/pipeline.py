@@ -77,7 +77,7 @@ class TreeSampler(threading.Thread):
         self.root, self.interval = psutil.Process(), interval
         self.peak_rss = 0
         self.cpu: dict[int, float] = {}
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def sample(self) -> None:
         total = 0
@@ -91,11 +91,11 @@ class TreeSampler(threading.Thread):
         self.peak_rss = max(self.peak_rss, total)
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._done.wait(self.interval):
             self.sample()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
         self.sample()
 

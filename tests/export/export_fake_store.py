@@ -3,7 +3,8 @@ records, several partitions, several files per partition), for the export tests.
 
 Eight videos in partitions of three. Texts cover the cases the exports treat differently:
 v0 caption + timed transcript, v1 caption only, v2 no bert_ids, v3 over-long bert_ids,
-v5 texts but no S3D, v7 no texts at all. v6 has no `regions`; v0 has a frame with no boxes.
+v5 texts but no S3D, v7 no texts at all and an S3D row with no window. v6 has no
+`regions`; v0 has a frame with no boxes.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _texts(vid: str, rng: np.random.Generator) -> list[dict]:
 
 
 def _s3d(vid: str, rng: np.random.Generator) -> pa.Table:
-    n = int(rng.integers(1, 9))
+    n = 0 if vid == "v7" else int(rng.integers(1, 9))
     feats = rng.normal(size=(n, 512)).astype(np.float16)
     return pa.Table.from_arrays([
         pa.array([vid]), pa.array([n], pa.int32()),

@@ -35,7 +35,7 @@ def sharded_load(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expected(store: Path) -> tuple[dict[str, np.ndarray], dict[str, list[dict]]]:
-    s3d = {r["video_id"]: np.array(r["features"], np.float16)
+    s3d = {r["video_id"]: np.array(r["features"], np.float16).reshape(-1, 512)
            for r in read_table(store, "s3d").to_pylist()}
     texts = by_video(read_table(store, "texts"))
     return s3d, texts
@@ -80,10 +80,10 @@ def test_mmpt_files_read_back_as_mmpt_reads_them(store: Path, tmp_path: Path) ->
         np.testing.assert_array_equal(got, feats)
     found = read_split(out, "train")
     assert read_split(out, "val") == {}
-    # v2 has no bert_ids, v5 no S3D, v7 no texts: not in the shards
+    # v2 has no bert_ids, v5 no S3D, v7 no S3D window (and no texts): not in the shards
     assert sorted(found) == ["v0", "v1", "v3", "v4", "v6"]
-    assert report.counts == {"videos": 7, "per_video_files": 7, "without_text": 2, "train": 5,
-                             "val": 0}
+    assert report.counts == {"videos": 7, "per_video_files": 7, "no_seconds": 1,
+                             "without_text": 1, "train": 5, "val": 0}
     captions = json.loads((out / "raw_caption.json").read_text())
     assert list(captions) == list(found)
     for vid, (feats, caps, startends) in found.items():
@@ -132,7 +132,7 @@ def test_mmpt_no_text_shards_every_video(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     s3d, _ = expected(store)
     found = read_split_any(out, "train")
-    assert list(found) == list(s3d)
+    assert list(found) == [v for v, feats in s3d.items() if len(feats)]
     assert not (out / "raw_caption.json").exists()
     assert not list((out / "feat_s3d_shard").glob("*caps_ids*"))
 
@@ -176,4 +176,4 @@ def test_mmpt_errors_are_one_line(store: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", "mmpt", str(store), str(tmp_path / "o"),
                                  "--shard-size", "3"])
     assert result.exit_code == 0, result.output
-    assert "mmpt: 7 videos" in result.output and "warning: 2 videos" in result.output
+    assert "mmpt: 7 videos" in result.output and "warning: 1 videos have no S3D" in result.output

@@ -191,8 +191,8 @@ def _write_videos(source: StoreSource, out: OutDir, opts: MmptOptions, captions:
     try:
         for video_id, rows, texts in source.videos(
                 "s3d", ["features", "window_end"],
-                with_=("texts", TEXT_COLUMNS) if opts.text else None):
-            data, starts = s3d_sharded(rows.slice(0, 1))
+                with_=("texts", TEXT_COLUMNS) if opts.text else None, single_row=True):
+            data, starts = s3d_sharded(rows)
             feats = data[starts[0]:starts[1]]
             counts["videos"] += 1
             if opts.per_video:

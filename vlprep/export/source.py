@@ -91,24 +91,33 @@ class StoreSource:
         return pa.concat_tables(parts) if parts else None
 
     def videos(self, table: str, columns: list[str], sort_by: str | None = None,
-               with_: tuple[str, list[str]] | None = None
+               with_: tuple[str, list[str]] | None = None, single_row: bool = False
                ) -> Iterator[tuple[str, pa.Table, pa.Table | None]]:
         """(video_id, its rows of `table`, its rows of the `with_` table or None), video by
-        video in store order; rows sorted by `sort_by` when given. One partition at a time."""
+        video in store order, one partition at a time; rows sorted by `sort_by` when given.
+        `single_row`: `table` has one row per video (s3d), so it is streamed by record
+        batches and only the `with_` table's partition is held."""
         cols = list(dict.fromkeys(["video_id", *columns]))
         for key, per in self.partitions.items():
             if table not in per:
                 continue
-            data = self.partition_table(key, table, cols)
             other = None
             if with_ is not None:
                 other_cols = list(dict.fromkeys(["video_id", *with_[1]]))
                 other = self.partition_table(key, with_[0], other_cols)
-            other_groups = dict(group_rows(other)) if other is not None else {}
-            for video_id, rows in group_rows(data):
+            others = dict(group_rows(other))
+            if single_row:
+                for path in per[table]:
+                    with self.store.fs.open_input_file(path) as f:
+                        for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=cols):
+                            rows = pa.Table.from_batches([batch])
+                            for i, vid in enumerate(rows.column("video_id").to_pylist()):
+                                yield vid, rows.slice(i, 1), others.get(vid)
+                continue
+            for video_id, rows in group_rows(self.partition_table(key, table, cols)):
                 if sort_by is not None:
                     rows = rows.sort_by(sort_by)
-                yield video_id, rows, other_groups.get(video_id)
+                yield video_id, rows, others.get(video_id)
 
     def count_videos(self, table: str) -> int:
         """Distinct videos of `table` (reads only the id column, a partition at a time)."""
