@@ -29,6 +29,7 @@ moto_server = pytest.importorskip("moto.server")
 BUCKET = "vlprep-test"
 KEY, SECRET, REGION = "testing", "testing", "us-east-1"
 TABLES = ("videos", "clip_frames", "texts", "errors")
+RUN_TIMEOUT = 600  # seconds per CLI run: generous, the machine is small and shared
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _job(path: Path, store: str, partition_size: int = 2) -> Path:
 def finished(tmp_path_factory, s3) -> tuple[str, Path]:
     """An uninterrupted run, all on S3 (endpoint from AWS_ENDPOINT_URL)."""
     job = _job(tmp_path_factory.mktemp("s3-run") / "job.yaml", f"s3://{BUCKET}/full")
-    result = run_cli("run", str(job), "--quiet", env=s3.env())
+    result = run_cli("run", str(job), "--quiet", env=s3.env(), timeout=RUN_TIMEOUT)
     assert result.returncode == 0, result.stderr
     return "full", job
 
@@ -175,7 +176,7 @@ def test_rerun_on_s3_adds_nothing(s3, finished):
         return {k: keys[k] for k in _files(s3, f"{prefix}/") if "/_runs/" not in k}
 
     before = stored()
-    result = run_cli("run", str(job), "--quiet", env=s3.env())
+    result = run_cli("run", str(job), "--quiet", env=s3.env(), timeout=RUN_TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert stored() == before  # not one object written, rewritten or removed
 
@@ -184,13 +185,13 @@ def test_resume_on_s3_after_kill_between_copy_and_commit(tmp_path, s3, finished)
     """SIGKILL after a partition's objects are copied into place but before its commit."""
     reference, _ = finished
     job = _job(tmp_path / "job.yaml", f"s3://{BUCKET}/resumed", partition_size=1)
-    killed = run_cli("run", str(job), "--quiet",
+    killed = run_cli("run", str(job), "--quiet", timeout=RUN_TIMEOUT,
                      env={**s3.env(), FAILPOINT_ENV: "store.files_moved:3:kill"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     committed = _committed_files(s3, "resumed")
     orphans = _data_files(s3, "resumed") - committed
     assert len(_commit_records(s3, "resumed")) == 2 and orphans  # partition 3 is in place
-    result = run_cli("run", str(job), "--quiet", env=s3.env())
+    result = run_cli("run", str(job), "--quiet", env=s3.env(), timeout=RUN_TIMEOUT)
     assert result.returncode == 0, result.stderr
     for table in TABLES:
         assert s3.rows("resumed", table) == s3.rows(reference, table), table

@@ -147,6 +147,12 @@ def test_missing_entities_or_frames(options, store, tmp_path):
     stage = PrompterStage(PrompterOptions.model_validate(options), Resources(), store=store)
     with pytest.raises(VideoError, match="no sampled frames"):
         stage([{"video_id": "x", "path": "/x.mp4", "partition": 0}])
+    # entities given before setup (e.g. by a planner) need no store
+    stage = PrompterStage(PrompterOptions.model_validate(options), Resources())
+    stage.entities = ["dog", "cat"]
+    rec = record("a")
+    stage([rec])
+    assert all(max(r["entity_ids"]) < 2 for r in rec[OUTPUTS]["soft_labels"].to_pylist())
 
 
 def test_options(tmp_path):

@@ -118,15 +118,17 @@ class PrompterStage(Stage):
     default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
 
     model: Any = None
+    entities: list[str] | None = None  # read from the store, unless set before setup
 
     def setup(self) -> None:
         if self.model is not None:
             return
         from vlprep.stages.entities import read_entities
 
-        if self.store is None:
-            raise RuntimeError("the prompter stage reads the job's store: no store given")
-        self.entities = read_entities(self.store)
+        if self.entities is None:
+            if self.store is None:
+                raise RuntimeError("the prompter stage reads the job's store: no store given")
+            self.entities = read_entities(self.store)
         if not self.entities:
             raise RuntimeError(f"store {self.store}: the entities table is empty")
         self.model = build_prompter(self.options)  # type: ignore[arg-type]

@@ -33,8 +33,10 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(method: Method, cfg: TrainConfig, split: str, epoch: int,
-                batch_size: int | None = None) -> DataLoader:
-    train = split == "train"
+                batch_size: int | None = None, train: bool | None = None) -> DataLoader:
+    """Training samples (shuffled) of the train split by default; evaluation pairs (in
+    store order) of any split with ``train=False``."""
+    train = split == "train" if train is None else train
     dataset = StoreDataset(
         cfg.store, method.read_spec() if train else method.eval_read_spec(),
         method.train_samples if train else method.eval_samples, split=split,  # type: ignore[arg-type]
@@ -62,7 +64,7 @@ def evaluate(method: Method, model: torch.nn.Module, cfg: TrainConfig,
     was_training = model.training
     model.eval()
     texts, videos = [], []
-    for batch in make_loader(method, cfg, split, epoch=0):
+    for batch in make_loader(method, cfg, split, epoch=0, train=False):
         t, v = method.encode_eval(model, to_device(batch, device))
         texts.append(t.float().cpu())
         videos.append(v.float().cpu())

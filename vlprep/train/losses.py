@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 
-def symmetric_infonce(video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """VideoCLIP's contrastive loss: dot products of the pooled vectors as logits, the i-th
-    video and i-th text a positive pair, cross-entropy video->text and text->video."""
-    logits = video @ text.t()
+def symmetric_infonce(video: torch.Tensor, text: torch.Tensor,
+                      scale: float = 1.0) -> torch.Tensor:
+    """VideoCLIP's contrastive loss: dot products of the pooled vectors (times `scale`) as
+    logits, the i-th video and i-th text a positive pair, cross-entropy both ways."""
+    logits = scale * (video @ text.t())
     target = torch.arange(len(video), device=video.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 

@@ -99,15 +99,20 @@ def render(item: Item, frames: int, side: int, rng: np.random.Generator) -> np.n
     return out
 
 
+OPENINGS = ("here is a {size} {colour} {shape}", "a {size} {colour} {shape}",
+            "look at the {size} {colour} {shape}")
+MOTIONS = ("it moves {direction}", "the {shape} is moving {direction}", "now it goes {direction}")
+
+
 def texts(item: Item, duration: float, rng: random.Random) -> tuple[str, list[dict]]:
-    """A caption and a timed transcript (two lines, one per half) naming the attributes."""
+    """A caption, and a timed transcript of two lines (what it is, then where it goes) in
+    words close to the captions', as ASR of a narrator would be."""
     caption = rng.choice(CAPTIONS).format(**item.words)
     half = round(duration / 2, 3)
     segments = [
-        {"start": 0.0, "end": half,
-         "text": f"here we see a {item.size} {item.colour} {item.shape}"},
+        {"start": 0.0, "end": half, "text": rng.choice(OPENINGS).format(**item.words)},
         {"start": half, "end": round(duration, 3),
-         "text": f"watch the {item.shape} as it moves {item.direction} now"},
+         "text": rng.choice(MOTIONS).format(**item.words)},
     ]
     return caption, segments
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vlprep.train.arrays import dim_of, pad_sequences, sorted_by, vector_lists
@@ -48,21 +49,31 @@ class VideoClipOptions:
     pool_size: int = 4096  # videos per FAISS index (bounded memory)
     ivf_lists: int = 512
     vector_clips: int = 2  # clips averaged into a video's retrieval vector
+    # MMPT scores raw dot products of BERT-initialised towers; small towers trained from
+    # scratch collapse that way, so by default the pooled vectors are L2-normalised and the
+    # logits divided by this temperature (0: MMPT's raw dot product)
+    temperature: float = 0.05
 
 
 class VideoClipModel(nn.Module):
     def __init__(self, feature_dim: int, vocab: dict[str, Any], o: VideoClipOptions):
         super().__init__()
+        self.normalize = o.temperature > 0
+        self.scale = 1.0 / o.temperature if self.normalize else 1.0
         self.video = FeatureEncoder(feature_dim, o.dim, o.layers, o.heads,
                                     max(o.max_video_seconds, EVAL_SECONDS), o.dropout)
         self.text = TextEncoder(vocab["size"], o.dim, o.text_layers, o.heads,
                                 o.max_text_tokens + 2, vocab["pad"], o.dropout)
 
+    def _out(self, pooled: torch.Tensor) -> torch.Tensor:
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
     def video_vectors(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_mean(self.video(x, mask), mask)
+        """Mean-pooled video tokens (normalised unless MMPT's raw dot product is asked for)."""
+        return self._out(masked_mean(self.video(x, mask), mask))
 
     def text_vectors(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_mean(self.text(ids, mask), mask)
+        return self._out(masked_mean(self.text(ids, mask), mask))
 
 
 class VideoClip(Method):
@@ -196,7 +207,7 @@ class VideoClip(Method):
             batch = to_device(self.collate([self.clip(pool[i], rng) for i in group]), device)
             v = model.video_vectors(batch["video"], batch["video_mask"])
             t = model.text_vectors(batch["ids"], batch["text_mask"])
-            losses.append(float(symmetric_infonce(v, t)))
+            losses.append(float(symmetric_infonce(v, t, model.scale)))
             sim = t @ v.t()
             positions.append(float((sim >= sim.diag()[:, None]).sum(1).float().mean()))
         model.train(was_training)
@@ -228,7 +239,7 @@ class VideoClip(Method):
     def losses(self, model: VideoClipModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         video = model.video_vectors(batch["video"], batch["video_mask"])
         text = model.text_vectors(batch["ids"], batch["text_mask"])
-        loss = symmetric_infonce(video, text)
+        loss = symmetric_infonce(video, text, model.scale)
         return {"loss": loss, "infonce": loss.detach()}
 
     def encode_eval(self, model: VideoClipModel, batch: dict[str, Any]):
