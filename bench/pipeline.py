@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,14 @@ _STAGE = None
 
 
 def _pool_init(spec: Any) -> None:
+    """Threads as Ray gives a 1-CPU task (OMP_NUM_THREADS=1, inherited by the decode worker
+    process): without it torch's and FFmpeg's thread pools oversubscribe the cores and the
+    baseline is slower than it should be."""
     global _STAGE
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
     _STAGE = spec.build()
     _STAGE.setup()
 

@@ -8,6 +8,7 @@ as the uninterrupted run would (on CPU; GPU kernels may differ in the last bits)
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -74,9 +75,11 @@ def evaluate(method: Method, model: torch.nn.Module, cfg: TrainConfig,
     return retrieval_metrics(method.similarity(torch.cat(texts), torch.cat(videos)))
 
 
-def _lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+def _lr_at(step: int, epoch: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over the first steps, then a cosine decay by epoch (per epoch, so a
+    resumed run gets the same rates without knowing how many steps an epoch has)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * epoch / max(1, cfg.epochs)))
 
 
 def _progress(cfg: TrainConfig) -> Progress | None:
@@ -142,7 +145,7 @@ def _run_epoch(method: Method, model: torch.nn.Module, optimizer: torch.optim.Op
         for batch in method.train_batches(loader, model, epoch):
             batch = to_device(batch, device)
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, cfg)
+                group["lr"] = _lr_at(step, epoch, cfg)
             terms = method.losses(model, batch)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
