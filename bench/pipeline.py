@@ -129,12 +129,18 @@ def run_e2e(workdir: Path, name: str, copies: int, cpus: int) -> dict[str, Any]:
     manifest = workdir / f"{name}.jsonl"
     write_manifest(manifest, copies)
     job = workdir / f"{name}.yaml"
-    job.write_text(yaml.safe_dump(job_dict(manifest, workdir / f"store-{name}", cpus)))
+    job.write_text(yaml.safe_dump(job_dict(manifest, workdir / f"store-{name}", cpus),
+                                  sort_keys=False))  # the stages' order is the plan's
     out = subprocess.run([sys.executable, __file__, "--child-e2e", str(job)],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise SystemExit(f"{name} run failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = {"videos": result["videos"], "clip_frames": 8 * result["videos"]}
+    got = {t: result["rows"].get(t, 0) for t in expected}
+    if got != expected or result["rows"].get("errors"):  # a fast run that failed is no figure
+        raise SystemExit(f"{name} run wrote {result['rows']}, expected {expected}")
+    return result
 
 
 _STAGE = None
@@ -153,9 +159,10 @@ def _pool_init(spec: Any) -> None:
     _STAGE.setup()
 
 
-def _pool_decode(record: dict) -> str:
+def _pool_decode(record: dict) -> int:
+    """Decode one video; the frames stay here (only their count goes back)."""
     _STAGE.process(record)  # type: ignore[union-attr]
-    return record["video_id"]
+    return len(record["frames"].indices)
 
 
 def run_decode_only(workdir: Path, name: str, cpus: int) -> dict[str, Any]:
@@ -176,7 +183,8 @@ def run_decode_only(workdir: Path, name: str, cpus: int) -> dict[str, Any]:
         done = list(pool.imap_unordered(_pool_decode, records, chunksize=1))
         seconds = time.perf_counter() - started
         sampler.stop()
-    assert len(done) == len(records)
+    if done != [8] * len(records):
+        raise SystemExit(f"decode-only: frames per video {sorted(set(done))}, expected 8")
     return {"videos": len(records), "seconds": seconds, "peak_rss": sampler.peak_rss,
             "cpu_seconds": sampler.cpu_seconds - cpu0}
 

@@ -3,8 +3,9 @@ ALPRO prompter (prompt ensembles and crop scoring).
 
 spaCy runs in one process (``nlp.pipe``, no parser or NER) and torch and the tokenizers on one
 thread (``--threads``; ``RAYON_NUM_THREADS=1`` for the tokenizers), and times are the
-process's CPU seconds, so the figures are per core and hold on a machine shared with others. The prompter is a full-size
-ViT-B/16 CLIP (both towers) with random weights: speed does not depend on the weights.
+process's CPU seconds, so the figures are per core and hold on a machine shared with others.
+The prompter is a full-size ViT-B/16 CLIP (both towers) with random weights: speed does not
+depend on the weights.
 Sentences are real caption and ASR-style lines, cycled to ``--sentences``. Example:
 
     .venv/bin/python bench/text.py                       # CPU, demo tokenizers

@@ -107,7 +107,7 @@ def test_random_clip_prompter_is_seeded_and_loud(tiny_clip_config, clip_tok, cap
 
 def test_clip_prompter_embeddings(tiny_clip_config, clip_tok, tmp_path):
     model = random_clip_model(clip_tok, 0, tiny_config(tiny_clip_config))
-    prompter = ClipPrompter(model, clip_tok, torch.device("cpu"), batch_size=3)
+    prompter = ClipPrompter(model, clip_tok, torch.device("cpu"), batch_size=3, text_batch=3)
     texts = prompter.embed_texts(["A video of a dog.", "A video of a cat.", "x", "y y"])
     imgs = prompter.embed_images(images(5))
     assert texts.shape == (4, 16) and imgs.shape == (5, 16)

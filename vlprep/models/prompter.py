@@ -71,9 +71,10 @@ def _features(out: Any) -> torch.Tensor:
 class ClipPrompter:
     """A full CLIP model (both towers) and its tokenizer."""
 
-    def __init__(self, model, tokenizer, device: torch.device, batch_size: int = 64):
+    def __init__(self, model, tokenizer, device: torch.device, batch_size: int = 64,
+                 text_batch: int = 256):
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
-        self.batch_size = batch_size
+        self.batch_size, self.text_batch = batch_size, text_batch
         self.image_size = int(model.config.vision_config.image_size)
         self.max_length = int(model.config.text_config.max_position_embeddings)
         self.temperature = float(1.0 / model.logit_scale.detach().exp().item())
@@ -85,8 +86,8 @@ class ClipPrompter:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         out = [np.zeros((0, self.model.config.projection_dim), np.float32)]
         with torch.inference_mode(), self._autocast():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True,
+            for i in range(0, len(texts), self.text_batch):
+                enc = self.tokenizer(list(texts[i:i + self.text_batch]), padding=True,
                                      truncation=True, max_length=self.max_length,
                                      return_tensors="pt").to(self.device)
                 emb = _features(self.model.get_text_features(

@@ -132,9 +132,10 @@ class VtcPrompter:
     """A VTC checkpoint as a prompter: ViT on the crops, BERT on the prompts."""
 
     def __init__(self, model: VtcModel, tokenizer, config: dict[str, Any],
-                 device: torch.device, batch_size: int = 64, max_length: int = 32):
+                 device: torch.device, batch_size: int = 64, max_length: int = 32,
+                 text_batch: int = 256):
         self.model, self.tokenizer, self.device = model.to(device).eval(), tokenizer, device
-        self.batch_size, self.max_length = batch_size, max_length
+        self.batch_size, self.max_length, self.text_batch = batch_size, max_length, text_batch
         self.image_size = int(model.vision.config.image_size)
         self.temperature = model.temperature
         self.mean = config.get("image_mean", CLIP_MEAN)
@@ -143,8 +144,8 @@ class VtcPrompter:
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         out = [np.zeros((0, self.model.text_proj.out_features), np.float32)]
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self.tokenizer(list(texts[i:i + self.batch_size]), padding=True,
+            for i in range(0, len(texts), self.text_batch):
+                enc = self.tokenizer(list(texts[i:i + self.text_batch]), padding=True,
                                      truncation=True, max_length=self.max_length,
                                      return_tensors="pt").to(self.device)
                 emb = self.model.text_features(enc["input_ids"], enc["attention_mask"])

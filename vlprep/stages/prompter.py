@@ -96,7 +96,8 @@ def build_prompter(opts: PrompterOptions):
         from vlprep.models.vtc import VtcPrompter, load_vtc
 
         model, tokenizer, config = load_vtc(opts.checkpoint)  # type: ignore[arg-type]
-        return VtcPrompter(model, tokenizer, config, device, opts.frame_batch)
+        return VtcPrompter(model, tokenizer, config, device, opts.frame_batch,
+                           text_batch=opts.text_batch)
     from vlprep.models.prompter import ClipPrompter, load_clip_model, random_clip_model
     from vlprep.models.tokenizers import load_tokenizer
 
@@ -105,7 +106,7 @@ def build_prompter(opts: PrompterOptions):
         model = random_clip_model(tokenizer, opts.seed, opts.clip_config)
     else:
         model = load_clip_model(opts.checkpoint)  # type: ignore[arg-type]
-    return ClipPrompter(model, tokenizer, device, opts.frame_batch)
+    return ClipPrompter(model, tokenizer, device, opts.frame_batch, opts.text_batch)
 
 
 class PrompterStage(Stage):

@@ -98,7 +98,7 @@ def export_prompter(model: AlproModel, clip: Any, tokenizer: Any, directory: Any
                      if k not in ("architectures", "transformers_version", "model_type",
                                   "torch_dtype", "dtype")}
     vtc = VtcModel(vision_config, model.text_config, embed_dim, model.temp.value.item())
-    vtc.vision.vision_model.load_state_dict(clip.vision_model.state_dict())
+    vtc.vision.load_state_dict(clip.vision_model.state_dict())
     vtc.text.load_state_dict(model.text.state_dict())
     vtc.text_proj.load_state_dict(model.text_proj.state_dict())
     with torch.no_grad():

@@ -15,13 +15,24 @@ from vlprep.train.store_reader import StoreReader
 log = logging.getLogger("vlprep")
 
 
-def methods() -> dict[str, type[Method]]:
-    """Method name -> class; imported lazily so `vlprep --help` stays light."""
-    from vlprep.train.alpro import Alpro
-    from vlprep.train.stoa import Stoa
-    from vlprep.train.videoclip import VideoClip
+METHODS = {"videoclip": ("vlprep.train.videoclip", "VideoClip"),
+           "alpro": ("vlprep.train.alpro", "Alpro"),
+           "stoa": ("vlprep.train.stoa", "Stoa")}
 
-    return {cls.name: cls for cls in (VideoClip, Alpro, Stoa)}
+
+def methods() -> list[str]:
+    return list(METHODS)
+
+
+def method_class(name: str) -> type[Method]:
+    """The class of a method, importing only its own module (they pull in different
+    libraries: FAISS, torchvision, transformers)."""
+    import importlib
+
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
+    module, cls = METHODS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def parse_options(assignments: list[str]) -> dict[str, Any]:
@@ -37,10 +48,7 @@ def parse_options(assignments: list[str]) -> dict[str, Any]:
 
 def build_method(name: str, store: str, options: dict[str, Any] | None = None,
                  saved: dict[str, Any] | None = None) -> Method:
-    known = methods()
-    if name not in known:
-        raise ValueError(f"unknown method {name!r} (known: {', '.join(known)})")
-    return known[name](StoreReader(store), options, saved)
+    return method_class(name)(StoreReader(store), options, saved)
 
 
 def run_train(name: str, cfg: TrainConfig) -> dict[str, Any]:

@@ -51,7 +51,11 @@ def select_expr(targets: np.ndarray) -> str:
 
 
 def command(path: str, targets: np.ndarray, pix_fmt: str, threads: int) -> list[str]:
-    import ffmpeg  # ffmpeg-python
+    try:
+        import ffmpeg  # ffmpeg-python
+    except ImportError:
+        raise VideoError("decoder ffmpeg needs ffmpeg-python: pip install 'vlprep[ffmpeg]'",
+                         code="unreadable") from None
 
     source = ffmpeg.input(path, noautorotate=None, threads=threads)
     out = source.video.filter("select", select_expr(targets)).output(
