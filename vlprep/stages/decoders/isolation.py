@@ -28,6 +28,7 @@ from vlprep.stages.base import VideoError
 from vlprep.stages.decoders.job import ProbeRequest, SampleRequest, SampleResult
 
 _SHM = "/dev/shm"
+STARTUP_TIMEOUT = 120.0  # seconds for a fresh worker to load its libraries
 _counter = itertools.count()
 
 
@@ -64,6 +65,14 @@ class DecodeWorker:
         self._requests = Connection(req_w, readable=False)
         self._responses = Connection(resp_r, writable=False)
         self.starts += 1
+        # start-up (loading FFmpeg, numpy) does not count against a video's timeout
+        try:
+            ready = self._responses.poll(STARTUP_TIMEOUT) and self._responses.recv()[0]
+        except (EOFError, OSError):
+            ready = False
+        if ready != "ready":
+            reason = f"decode worker failed to start ({self._death()})"
+            raise VideoError(reason)
 
     def stop(self) -> None:
         """Kill the child (if any) and forget it; the next call starts a fresh one."""
@@ -104,8 +113,14 @@ class DecodeWorker:
         return payload
 
     def _death(self) -> str:
-        proc = self.proc
-        code = proc.wait(timeout=10) if proc is not None else None
+        """How the child ended (it has closed its pipe, or failed to start)."""
+        proc, code = self.proc, None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return "not responding, killed"
         self.stop()
         if code is not None and code < 0:
             try:

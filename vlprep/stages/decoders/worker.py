@@ -2,7 +2,8 @@
 
 Started by :class:`vlprep.stages.decoders.isolation.DecodeWorker` as
 ``python -m vlprep.stages.decoders.worker REQUEST_FD RESPONSE_FD MEMORY_LIMIT_BYTES``. It reads
-pickled ``(op, request, out_path)`` messages, writes a sample's frames straight into the file
+pickled ``(op, request, out_path)`` messages (after announcing ``("ready", ...)`` once its
+libraries are loaded), writes a sample's frames straight into the file
 ``out_path`` (on /dev/shm, so the parent maps them without a copy through a pipe) and answers
 ``("ok", result, retire)`` or ``("error", (reason, code), retire)``; ``retire`` says it
 exits now (it came close to its memory limit). It exits when the parent closes the
@@ -98,8 +99,10 @@ def serve(requests: Connection, responses: Connection, limit: int = 0) -> None:
         from vlprep.stages.base import VideoError
         from vlprep.stages.decoders.job import run_probe
     except (ImportError, MemoryError) as e:  # e.g. a memory limit too small to load FFmpeg
+        responses.send(("ready", None, False))
         _refuse_all(requests, responses, _explain(f"decode worker cannot start: {e}", limit))
         return
+    responses.send(("ready", None, False))  # the parent starts its per-video clock after this
     while True:
         try:
             op, request, out_path = requests.recv()
