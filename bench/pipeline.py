@@ -79,6 +79,7 @@ class TreeSampler(threading.Thread):
         self.root, self.interval = psutil.Process(), interval
         self.peak_rss = 0
         self.cpu: dict[int, float] = {}
+        self.names: dict[int, str] = {}
         self._done = threading.Event()
 
     def sample(self) -> None:
@@ -88,6 +89,9 @@ class TreeSampler(threading.Thread):
                 total += proc.memory_info().rss
                 times = proc.cpu_times()
                 self.cpu[proc.pid] = times.user + times.system
+                kind = _process_kind(proc)
+                if kind != "ray::IDLE" or proc.pid not in self.names:
+                    self.names[proc.pid] = kind  # a worker keeps the name of its last task
             except psutil.Error:
                 continue  # exited between listing and reading
         self.peak_rss = max(self.peak_rss, total)
@@ -105,6 +109,23 @@ class TreeSampler(threading.Thread):
     def cpu_seconds(self) -> float:
         return sum(self.cpu.values())
 
+    def cpu_by_kind(self, since: dict[int, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, seconds in self.cpu.items():
+            kind = self.names.get(pid, "?")
+            out[kind] = out.get(kind, 0.0) + seconds - since.get(pid, 0.0)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _process_kind(proc: psutil.Process) -> str:
+    """A short label: Ray's process title (a worker's names its task), else the program."""
+    cmd = proc.cmdline() or [proc.name()]
+    if cmd[0].startswith("ray::"):
+        return cmd[0][:60]
+    if "-m" in cmd[:-1]:
+        return cmd[cmd.index("-m") + 1]
+    return Path(cmd[1] if len(cmd) > 1 and cmd[1].endswith(".py") else cmd[0]).name
+
 
 def child_e2e(job_path: str) -> None:
     """Run the job in this (fresh) process and print one JSON line of measurements."""
@@ -115,13 +136,14 @@ def child_e2e(job_path: str) -> None:
     _init_ray(job, None)  # Ray's start-up is not part of the throughput
     sampler = TreeSampler()
     sampler.start()
-    cpu0 = sampler.cpu_seconds
+    cpu0, before = sampler.cpu_seconds, dict(sampler.cpu)
     started = time.perf_counter()
     result = run_job(job, quiet=True)
     seconds = time.perf_counter() - started
     sampler.stop()
     print(json.dumps({"videos": result.total_videos, "seconds": seconds,
                       "peak_rss": sampler.peak_rss, "cpu_seconds": sampler.cpu_seconds - cpu0,
+                      "cpu_by_process": sampler.cpu_by_kind(before),
                       "rows": dict(result.counts.rows)}))
 
 
@@ -226,6 +248,8 @@ def main() -> None:
     print(f"end-to-end / decode-only videos/s: {throughput:.2f}x (target >= 0.85); "
           f"per CPU-second: {cpu_ratio:.2f}x")
     print(f"peak RSS 10x / 1x: {memory:.2f}x (target <= 1.2)")
+    top = list(ten["cpu_by_process"].items())[:6]
+    print("end-to-end 10x CPU-s by process: " + ", ".join(f"{k} {v:.0f}" for k, v in top))
     if args.json:
         args.json.write_text(json.dumps({"cpus": args.cpus, "e2e_1x": one, "e2e_10x": ten,
                                          "decode_only_10x": decode, "throughput_ratio":

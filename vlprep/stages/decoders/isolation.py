@@ -119,7 +119,7 @@ class DecodeWorker:
             try:
                 code = proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self.stop()
                 return "not responding, killed"
         self.stop()
         if code is not None and code < 0:
