@@ -49,18 +49,20 @@ class StoaOptions:
     roi_size: int = 2  # RoIAlign output side, averaged to one vector
 
 
-def roi_features(patches: np.ndarray, boxes: np.ndarray, scale: tuple[float, float],
-                 size: int) -> np.ndarray:
+def roi_features(patches: np.ndarray, boxes: np.ndarray, scale: Any, size: int) -> np.ndarray:
     """Mean RoIAlign features: patches F x P x H (P = g*g), boxes N x 5 (frame position,
-    x1, y1, x2, y2 in pixels), scale (g / width, g / height) -> N x H."""
+    x1, y1, x2, y2 in pixels), scale (g / width, g / height), one pair or one per box
+    -> N x H."""
     if len(boxes) == 0:
         return np.zeros((0, patches.shape[2]), np.float32)
     f, p, h = patches.shape
     g = int(round(p ** 0.5))
     grid = torch.from_numpy(np.ascontiguousarray(patches, np.float32)).view(f, g, g, h)
     rois = torch.from_numpy(np.asarray(boxes, np.float32).copy())
-    rois[:, [1, 3]] *= scale[0]
-    rois[:, [2, 4]] *= scale[1]
+    scales = torch.from_numpy(np.broadcast_to(np.asarray(scale, np.float32),
+                                              (len(rois), 2)).copy())
+    rois[:, [1, 3]] *= scales[:, :1]
+    rois[:, [2, 4]] *= scales[:, 1:]
     out = roi_align(grid.permute(0, 3, 1, 2), rois, size, spatial_scale=1.0,
                     sampling_ratio=2, aligned=True)
     return out.mean((2, 3)).numpy()
@@ -114,24 +116,25 @@ class Stoa(Method):
         g = int(round(patches.shape[1] ** 0.5))
         objects = np.zeros((0, len(frames), patches.shape[2]), np.float32)
         present = np.zeros((0, len(frames)), bool)
-        traj_boxes: list[list[float]] = []  # (frame position, box) of every trajectory object
+        traj_boxes: list[list[float]] = []  # frame position, box, x and y scale
         if "trajectories" in rows.tables:
             trajs = sorted_by(rows.tables["trajectories"], "trajectory").slice(
                 0, o.max_trajectories).to_pylist()
             objects = np.zeros((len(trajs), len(frames), patches.shape[2]), np.float32)
             present = np.zeros((len(trajs), len(frames)), bool)
+            where = []  # (trajectory, frame position) of each box, in traj_boxes order
             for j, t in enumerate(trajs):
-                rois, where = [], []
+                scale = g / t["frame_size"]
                 for index, box, here in zip(t["frame_index"], t["boxes"], t["mask"],
                                             strict=True):
                     if here and int(index) in position:
-                        rois.append([position[int(index)], *box])
-                        where.append(position[int(index)])
-                scale = g / t["frame_size"]
-                objects[j, where] = roi_features(patches, np.asarray(rois).reshape(-1, 5),
-                                                 (scale, scale), o.roi_size)
-                present[j, where] = True
-                traj_boxes += [[*r, scale, scale] for r in rois]
+                        traj_boxes.append([position[int(index)], *box, scale, scale])
+                        where.append((j, position[int(index)]))
+            rois = np.asarray(traj_boxes, np.float32).reshape(-1, 7)
+            feats = roi_features(patches, rois[:, :5], rois[:, 5:], o.roi_size)
+            for (j, f), feat in zip(where, feats, strict=True):
+                objects[j, f] = feat
+                present[j, f] = True
         frame_objects, object_mask = self._frame_objects(rows, patches, position, g,
                                                          traj_boxes)
         return {"frames": vectors(frames, "embedding"), "patches": patches.astype(np.float16),
@@ -155,12 +158,14 @@ class Stoa(Method):
                 per_frame.setdefault(int(box[0]), []).append(box)
         out = np.zeros((len(patches), k, patches.shape[2]), np.float32)
         mask = np.zeros((len(patches), k), bool)
-        for f, boxes in per_frame.items():
-            boxes = boxes[:k]
-            for n, b in enumerate(boxes):
-                out[f, n] = roi_features(patches, np.asarray([b[:5]]), (b[5], b[6]),
-                                         self.opts.roi_size)[0]  # type: ignore[attr-defined]
-            mask[f, : len(boxes)] = True
+        slots = [(f, n) for f, boxes in per_frame.items() for n in range(min(k, len(boxes)))]
+        if slots:
+            rois = np.asarray([per_frame[f][n] for f, n in slots], np.float32)
+            feats = roi_features(patches, rois[:, :5], rois[:, 5:],
+                                 self.opts.roi_size)  # type: ignore[attr-defined]
+            for (f, n), feat in zip(slots, feats, strict=True):
+                out[f, n] = feat
+                mask[f, n] = True
         return out, mask
 
     def train_samples(self, rows: VideoRows, rng: random.Random) -> Iterable[dict[str, Any]]:
