@@ -122,3 +122,13 @@ def test_optimizer_state_round_trips():
 def test_resolve_finds_the_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         checkpoint.resolve(tmp_path)
+
+
+def test_resume_refuses_other_options_and_reports_a_finished_run(store, tmp_path):
+    first = _train(store, tmp_path / "run", 1)
+    again = _train(store, tmp_path / "run", 1)  # nothing left to train: evaluates
+    assert again["eval"]["R@1"] == first["eval"]["R@1"]
+    cfg = _cfg(store, tmp_path / "run", 2)
+    cfg.options["dim"] = 48
+    with pytest.raises(ValueError, match="other options"):
+        train(Alpro(StoreReader(cfg.store), cfg.options), cfg)

@@ -21,6 +21,7 @@ from vlprep.stages.base import AggregateStage
 RECIPE_FILE = "_recipe.json"
 # Options that change how fast a stage runs, never what it writes.
 RUNTIME_OPTIONS = frozenset({"device", "frame_batch", "timeout", "sha256", "threads",
+                             "spacy_batch", "text_batch",
                              "workers", "runtime_batch"})
 
 

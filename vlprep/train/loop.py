@@ -107,6 +107,10 @@ def train(method: Method, cfg: TrainConfig) -> dict[str, Any]:
     if found is not None:
         if found.meta.get("method") != method.name:
             raise ValueError(f"{out} holds a {found.meta.get('method')} run, not {method.name}")
+        for part in ("options", "facts"):
+            if found.meta.get(part) != meta[part]:
+                raise ValueError(f"{out} holds a run with other {part} ({part} of the method "
+                                 "or of the store): pass --no-resume, or another --out")
         checkpoint.load_training(found, model, optimizer)
         start_epoch, step = found.epoch + 1, found.step
         metrics.truncate_after(found.epoch)
@@ -128,6 +132,8 @@ def train(method: Method, cfg: TrainConfig) -> dict[str, Any]:
             shown = ", ".join(f"{k} {v:.2f}" for k, v in last_eval.items()
                               if k in ("R@1", "R@5", "R@10", "MdR", "chance_R@1"))
             log.info("epoch %d: loss %.4f %s", epoch, mean_loss, shown)
+    if start_epoch >= cfg.epochs and cfg.eval_fraction > 0:  # resumed a finished run
+        last_eval = evaluate(method, model, cfg)
     extras = method.after_training(model, out)
     return {"out": str(out), "epochs": cfg.epochs, "step": step, "eval": last_eval, **extras}
 

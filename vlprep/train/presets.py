@@ -14,7 +14,7 @@ SYNTHETIC: dict[str, dict[str, Any]] = {
                   "options": {"dim": 128}},
     "alpro": {"job": "synthetic-alpro", "epochs": 30, "batch_size": 16, "lr": 1e-3,
               "options": {"dim": 128, "embed_dim": 128}},
-    "stoa": {"job": "synthetic-stoa", "epochs": 30, "batch_size": 16, "lr": 1e-3,
+    "stoa": {"job": "synthetic-stoa", "epochs": 20, "batch_size": 16, "lr": 1e-3,
              "options": {"dim": 128}},
 }
 
