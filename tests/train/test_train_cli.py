@@ -31,16 +31,21 @@ def test_train_then_eval(store, tmp_path):
     assert "done: videoclip, 2 epochs" in result.stdout
     assert "held-out text->video" in result.stdout and "chance R@1" in result.stdout
     assert (run / "last.json").exists() and (run / "metrics.jsonl").exists()
-    again = cli("eval", str(run), "--store", str(store), "--json")
-    assert again.returncode == 0, again.stderr
-    metrics = json.loads(again.stdout)
+    from typer.testing import CliRunner
+
+    from vlprep.cli import app
+
+    again = CliRunner().invoke(app, ["eval", str(run), "--store", str(store), "--json"])
+    assert again.exit_code == 0, again.output
+    metrics = json.loads(again.stdout.strip().splitlines()[-1])
     assert metrics["method"] == "videoclip" and metrics["split"] == "eval"
     assert {"R@1", "R@5", "R@10", "MdR"} <= metrics.keys() and metrics["queries"] > 0
     final = [json.loads(line) for line in (run / "metrics.jsonl").open()
              if '"eval"' in line][-1]
     assert metrics["R@1"] == final["R@1"]  # the same split, the same model
-    everything = cli("eval", str(run), "--store", str(store), "--split", "all")
-    assert everything.returncode == 0 and "(all, 40 queries)" in everything.stdout
+    everything = CliRunner().invoke(app, ["eval", str(run), "--store", str(store),
+                                          "--split", "all"])
+    assert everything.exit_code == 0 and "(all, 40 queries)" in everything.stdout
 
 
 @pytest.mark.parametrize("args, message", [
