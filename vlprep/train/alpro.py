@@ -127,7 +127,8 @@ class Alpro(Method):
         texts = self._texts(rows)
         if not texts:
             return
-        frames = sorted_by(rows.tables["clip_frames"], "sample_rank")
+        frames = sorted_by(rows.tables["clip_frames"], "sample_rank").slice(
+            0, self.facts["max_frames"])
         emb = vectors(frames, "embedding")
         pick = headtail(len(emb), self.opts.train_frames, rng)  # type: ignore[attr-defined]
         sample = {"frames": emb[pick],
@@ -170,7 +171,8 @@ class Alpro(Method):
     def eval_samples(self, rows: VideoRows, rng: random.Random) -> Iterable[dict[str, Any]]:
         texts = self._texts(rows)
         if texts:
-            emb = vectors(sorted_by(rows.tables["clip_frames"], "sample_rank"), "embedding")
+            frames = sorted_by(rows.tables["clip_frames"], "sample_rank")
+            emb = vectors(frames.slice(0, self.facts["max_frames"]), "embedding")
             yield {"frames": emb, "ids": with_specials(self.vocab, texts[0],
                                                        self.opts.max_text_len)}
 
