@@ -24,12 +24,16 @@ def table_schema(name: str, fields: list[pa.Field]) -> pa.Schema:
 
 
 def with_vector_dims(schema: pa.Schema, **dims: int) -> pa.Schema:
-    """The same schema with the named fixed-size vector columns resized (model-dependent dims)."""
+    """The same schema with the named vector columns resized (model-dependent dims): a
+    fixed-size vector column, or a list of such vectors (one per window, box, ...)."""
     for column, dim in dims.items():
         index = schema.get_field_index(column)
         if index < 0:
             raise KeyError(f"{column!r} is not a column of {schema.metadata[b'vlprep.table']!r}")
         old = schema.field(index)
-        schema = schema.set(index, pa.field(column, pa.list_(old.type.value_type, dim),
-                                            nullable=old.nullable))
+        if pa.types.is_fixed_size_list(old.type):
+            new = pa.list_(old.type.value_type, dim)
+        else:
+            new = pa.list_(pa.list_(old.type.value_type.value_type, dim))
+        schema = schema.set(index, pa.field(column, new, nullable=old.nullable))
     return schema

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from vlprep.schemas.fields import fp16_vector, table_schema
+from vlprep.schemas.fields import fp16_vector, table_schema, with_vector_dims
 
 S3D = table_schema("s3d", [
     pa.field("num_windows", pa.int32(), nullable=False),  # seconds of video (1-s windows)
@@ -53,15 +53,8 @@ TRAJECTORIES = table_schema("trajectories", [
 
 
 def with_list_vector_dims(schema: pa.Schema, **dims: int) -> pa.Schema:
-    """The same schema with the named list-of-vector columns resized (model-dependent dims)."""
-    for column, dim in dims.items():
-        index = schema.get_field_index(column)
-        if index < 0:
-            raise KeyError(f"{column!r} is not a column of {schema.metadata[b'vlprep.table']!r}")
-        old = schema.field(index)
-        vector = pa.list_(old.type.value_type.value_type, dim)
-        schema = schema.set(index, pa.field(column, pa.list_(vector), nullable=old.nullable))
-    return schema
+    """The same schema with the named list-of-vector columns resized (see with_vector_dims)."""
+    return with_vector_dims(schema, **dims)
 
 
 def list_of_vectors(values: np.ndarray, offsets: np.ndarray, dim: int,
