@@ -48,20 +48,28 @@ class Journal:
 def run_journaled(stage: Stage, records: list[Record], journal: Journal | None) -> list[Record]:
     """`run_guarded`, made safe against videos that crash the process."""
     live = [r for r in records if ERROR not in r]
-    for record in live:
-        failpoint(f"video:{record['video_id']}")
     if journal is None or not live:
-        return run_guarded(stage, records)
+        _run(stage, live)
+        return records
     ids = [r["video_id"] for r in live]
     if journal.begin(ids) == 0:
-        run_guarded(stage, live)
+        _run(stage, live)
     else:  # an earlier attempt of this batch died: one video at a time, to find the culprit
         for record in live:
             one = [record["video_id"]]
             if journal.begin(one) > 0:  # it was alone in flight when a worker died
                 fail(record, stage.name, CRASH_REASON)
             else:
-                run_guarded(stage, [record])
+                _run(stage, [record])
             journal.end(one)
     journal.end(ids)
     return records
+
+
+def _run(stage: Stage, live: list[Record]) -> None:
+    """Process live records; `video:ID` failpoints fire here, inside the journaled attempt,
+    where a real decoder crash would happen."""
+    for record in live:
+        failpoint(f"video:{record['video_id']}")
+    if live:
+        run_guarded(stage, live)

@@ -3,12 +3,15 @@
 A few videos from the manifest go through the job's stages in this process (each stage with
 the threads its declared CPUs give it, as in a Ray worker); their outputs are written to
 Parquet in memory exactly as the store writes them. Rows and bytes per video scale to the
-whole manifest; time is the stages' CPU work spread over the CPUs, plus set-up.
+whole manifest, and every file the run will write adds its fixed cost (schema, footer and
+the recipe the store records in each file); time is the stages' CPU work spread over the
+CPUs, plus set-up.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import shutil
 import time
@@ -18,13 +21,13 @@ from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job
 from vlprep.jobs.manifest import read_manifest
 from vlprep.pipeline.guard import ERROR, run_guarded
-from vlprep.pipeline.store import open_filesystem
+from vlprep.pipeline.provenance import job_recipe, recipe_json
+from vlprep.pipeline.store import open_filesystem, write_parquet
 from vlprep.stages.base import OUTPUTS, AggregateStage
 
 RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
@@ -66,10 +69,23 @@ def _count_rows(manifest: str) -> int:
     return sum(batch.num_rows for batch in read_manifest(manifest))
 
 
-def _parquet_bytes(table: pa.Table) -> int:
+def _parquet_bytes(table: pa.Table, target_bytes: int, metadata: dict[str, str]) -> int:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    write_parquet(sink, table, target_bytes, metadata)
     return sink.tell()
+
+
+def _table_bytes(table: pa.Table, videos: int, sampled: int, partitions: int,
+                 target_bytes: int, metadata: dict[str, str]) -> tuple[int, float]:
+    """Bytes the run writes for a table, and bytes per video: a fixed cost per file plus the
+    sample's per-video share of the data."""
+    fixed = _parquet_bytes(table.schema.empty_table(), target_bytes, metadata)
+    per_video = max(0.0, _parquet_bytes(table, target_bytes, metadata) - fixed) / max(1, sampled)
+    rows = table.num_rows * videos / max(1, sampled)
+    data = per_video * videos
+    files = max(min(partitions, math.ceil(rows)), math.ceil(table.nbytes * videos
+                                                              / max(1, sampled) / target_bytes))
+    return round(data + files * fixed), per_video
 
 
 def _free_bytes(store: str) -> int | None:
@@ -91,6 +107,9 @@ def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
     rows = [dict(r, partition=0) for batch in islice(read_manifest(manifest, batch_rows=sample), 1)
             for r in batch.to_pylist()][:sample]
     cpus = cpus or job.file.ray.num_cpus or os.cpu_count() or 1
+    metadata = {"vlprep.recipe": recipe_json(job_recipe(job))}
+    target = job.file.target_file_bytes
+    partitions = math.ceil(total / job.file.partition_size)
     plan = Plan(videos=total, sampled=len(rows), failed_in_sample=0)
     outputs: dict[str, list[pa.Table]] = defaultdict(list)
     threads = torch.get_num_threads()
@@ -125,12 +144,13 @@ def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
     scale = total / max(1, len(rows))
     for name, parts in sorted(outputs.items()):
         table = pa.concat_tables(parts)
-        size = _parquet_bytes(table)
         if name.startswith("aggregate:"):
+            size = _parquet_bytes(table, target, metadata)
             plan.tables.append(TableEstimate(name.split(":", 1)[1], table.num_rows, size, 0.0))
         else:
-            plan.tables.append(TableEstimate(name, round(table.num_rows * scale),
-                                             round(size * scale), size / max(1, len(rows))))
+            size, per_video = _table_bytes(table, total, len(rows), partitions, target, metadata)
+            plan.tables.append(TableEstimate(name, round(table.num_rows * scale), size,
+                                             per_video))
     work = sum(s.s_per_video * s.cpus * total for s in plan.stages)
     slowest = max((s.s_per_video * total / s.concurrency for s in plan.stages), default=0.0)
     plan.seconds = RAY_STARTUP_S + max(s.setup_s for s in plan.stages) + max(work / cpus, slowest)

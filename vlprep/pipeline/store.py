@@ -156,7 +156,7 @@ class Store:
             for k, chunk in enumerate(_split_by_bytes(data, target_file_bytes)):
                 name = f"{unit}-{k:03d}.parquet"
                 tmp = f"{aside}/{table}-{name}"
-                _write_parquet(self.fs, tmp, chunk, target_file_bytes, self.metadata)
+                write_parquet(tmp, chunk, target_file_bytes, self.metadata, self.fs)
                 moves.append((tmp, self.path(table, name)))
                 files[table].append(name)
         for i, (src, dst) in enumerate(moves):
@@ -195,13 +195,16 @@ def _split_by_bytes(table: pa.Table, target_bytes: int) -> list[pa.Table]:
     return [table.slice(i, rows) for i in range(0, table.num_rows, rows)] or [table]
 
 
-def _write_parquet(fs: pafs.FileSystem, path: str, table: pa.Table, target_bytes: int,
-                   extra: dict[str, str] | None = None) -> None:
+def write_parquet(where, table: pa.Table, target_bytes: int,
+                  extra: dict[str, str] | None = None,
+                  filesystem: pafs.FileSystem | None = None) -> None:
+    """Write one store file (a path on `filesystem`, or any Arrow sink) exactly as the store
+    does: row groups sized for readers, zstd, the vlprep version and `extra` metadata."""
     per_row = max(1, table.nbytes // max(1, table.num_rows))
     row_group = max(1, min(table.num_rows, (64 * 2**20) // per_row, target_bytes // per_row))
     metadata = dict(table.schema.metadata or {})
     metadata[b"vlprep.version"] = vlprep.__version__.encode()
     for key, value in (extra or {}).items():
         metadata[key.encode()] = value.encode()
-    pq.write_table(table.replace_schema_metadata(metadata), path, filesystem=fs,
+    pq.write_table(table.replace_schema_metadata(metadata), where, filesystem=filesystem,
                    row_group_size=row_group, compression="zstd")

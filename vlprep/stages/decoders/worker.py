@@ -70,16 +70,21 @@ MEMORY_SIGNS = ("Cannot allocate memory", "Resource temporarily unavailable",
 NEAR_LIMIT = 256 * 2**20  # closer than this to the cap counts as having hit it
 
 
-def _vm_peak() -> int:
-    """Peak address-space size of this process in bytes (0 where /proc is missing)."""
+def _proc_status_bytes(field: str) -> int:
+    """A size from /proc/self/status in bytes (0 where /proc is missing)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmPeak:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def _vm_peak() -> int:
+    """Peak address-space size of this process in bytes."""
+    return _proc_status_bytes("VmPeak")
 
 
 def _near_limit(limit: int) -> bool:
@@ -135,7 +140,12 @@ def _refuse_all(requests: Connection, responses: Connection, reason: str) -> Non
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
+    """Peak resident memory of this process so far. VmHWM, not ru_maxrss: Linux carries
+    ru_maxrss over from the parent across fork and exec, so a worker started by a large
+    process would report its parent's size."""
+    peak = _proc_status_bytes("VmHWM")
+    if peak:
+        return peak / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
