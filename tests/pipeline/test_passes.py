@@ -12,7 +12,7 @@ import pytest
 from vlprep.jobs.config import Job, JobFile, StageSpec
 from vlprep.pipeline.runner import plan_passes, run_job
 from vlprep.pipeline.store import open_filesystem
-from vlprep.stages.base import AggregateStage, Resources, Stage, emit
+from vlprep.stages.base import AggregateStage, Resources, Stage, VideoError, emit
 from vlprep.stages.texts import TextsStage
 
 WORDS = pa.schema([("video_id", pa.string()), ("word", pa.string()), ("count", pa.int64())])
@@ -50,6 +50,16 @@ class Hits(Stage):
                                       schema=HITS))
 
 
+class Picky(Stage):
+    """Fails videos whose caption mentions a cube, as a broken file would fail decoding."""
+
+    kind = "test_picky"
+
+    def process(self, record) -> None:
+        if "cube" in (record.get("caption") or ""):
+            raise VideoError("no cubes")
+
+
 def _spec(cls, name, store, **resources):
     return StageSpec(name, cls, cls.Options(), Resources(**resources), store)
 
@@ -84,18 +94,22 @@ def test_aggregate_then_second_pass(tmp_path, ray_local):
     store = str(tmp_path / "store")
     file = JobFile(name="t", manifest=str(manifest), store=store, partition_size=2,
                    stages={"texts": {}})
-    specs = [_spec(TextsStage, "texts", store), _spec(WordCount, "wc", store, batch_size=1),
-             _spec(Hits, "hits", store)]
+    specs = [_spec(Picky, "picky", store), _spec(TextsStage, "texts", store),
+             _spec(WordCount, "wc", store, batch_size=1), _spec(Hits, "hits", store)]
     job = Job(file, specs)
     result = run_job(job, quiet=True)
     words = pads.dataset(f"{store}/words").to_table().to_pylist()
-    assert [(w["word"], w["count"]) for w in words] == [
-        ("ball", 2), ("red", 2), ("blue", 1), ("cube", 1), ("green", 1)]
+    assert [(w["word"], w["count"]) for w in words] == [("ball", 2), ("red", 2), ("blue", 1)]
     hits = {r["video_id"]: r["hits"] for r in pads.dataset(f"{store}/hits").to_table().to_pylist()}
-    assert hits == {"a": 3, "b": 2, "c": 2}
-    assert result.counts.rows["words"] == 5 and result.counts.videos == 3
+    assert hits == {"a": 3, "b": 2}  # the video that failed in pass 1 is not tried again
+    errors = pads.dataset(f"{store}/errors").to_table().to_pylist()
+    assert [(e["video_id"], e["stage"], e["error"]) for e in errors] == [("c", "picky", "no cubes")]
+    assert result.counts.rows["words"] == 3 and result.counts.videos == 3
+    assert result.counts.failed == 1 and result.counts.errors_by_stage == {"picky": 1}
     files = sorted(p.name for p in (tmp_path / "store" / "hits").iterdir())
-    assert files == ["ph1-part-000000-000.parquet", "ph1-part-000001-000.parquet"]
+    assert files == ["ph1-part-000000-000.parquet"]  # partition 1 held only the failed video
+    commits = sorted(p.name for p in (tmp_path / "store" / "_commits").iterdir())
+    assert "ph1-part-000001.json" in commits
     again = run_job(job, quiet=True)  # everything committed: nothing is redone
     assert again.counts.videos == 0 and not again.counts.rows
-    assert len(pads.dataset(f"{store}/words").to_table()) == 5
+    assert len(pads.dataset(f"{store}/words").to_table()) == 3

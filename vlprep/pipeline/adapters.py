@@ -41,9 +41,18 @@ def from_records(records: Iterable[Record]) -> pa.Table:
     }, schema=STATE)
 
 
-def manifest_to_state(batch: pa.Table) -> pa.Table:
-    """Input partition rows -> state rows (the first step of every plan)."""
-    return from_records(batch.to_pylist())
+EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
+
+
+def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> pa.Table:
+    """Input partition rows -> state rows (the first step of every pass). Videos in `failed`
+    already have their errors row from an earlier pass: later stages skip them, and they
+    write nothing again."""
+    records = batch.to_pylist()
+    for record in records:
+        if record["video_id"] in failed:
+            record[ERROR] = {"stage": EARLIER, "error": "failed in an earlier pass"}
+    return from_records(records)
 
 
 def _journal(spec: StageSpec) -> Journal | None:

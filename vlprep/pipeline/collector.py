@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.pipeline.adapters import TIMINGS
+from vlprep.pipeline.adapters import EARLIER, TIMINGS
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.store import Store
@@ -37,7 +37,7 @@ class RunCounts:
             stage.videos += 1
             stage.seconds += seconds
         error = record.get(ERROR)
-        if error:
+        if error and error["stage"] != EARLIER:
             stage = self.stages.setdefault(error["stage"], StageCounts())
             stage.errors[error["error"]] += 1
             if error["stage"] not in record.get(TIMINGS, {}):
@@ -66,7 +66,7 @@ class PartitionCollector:
         self.pending[pid].append(record)
         self.counts.note_video(record)
         self.counts.videos += count_video
-        if record.get(ERROR):
+        if record.get(ERROR) and record[ERROR]["stage"] != EARLIER:
             self.counts.failed += count_video
             self.counts.errors_by_stage[record[ERROR]["stage"]] += 1
         if len(self.pending[pid]) == self.expected[pid]:

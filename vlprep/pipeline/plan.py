@@ -14,6 +14,7 @@ import io
 import math
 import os
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from vlprep.jobs.config import Job
 from vlprep.jobs.manifest import read_manifest
 from vlprep.pipeline.guard import ERROR, run_guarded
 from vlprep.pipeline.provenance import job_recipe, recipe_json
-from vlprep.pipeline.store import open_filesystem, write_parquet
+from vlprep.pipeline.store import Store, open_filesystem, write_parquet
 from vlprep.stages.base import OUTPUTS, AggregateStage
 
 RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
@@ -40,6 +41,7 @@ class StageEstimate:
     s_per_video: float
     cpus: float
     concurrency: int
+    run_s: float = 0.0  # work done once, not per video (an aggregate's finalize)
 
 
 @dataclass
@@ -113,53 +115,82 @@ def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
     plan = Plan(videos=total, sampled=len(rows), failed_in_sample=0)
     outputs: dict[str, list[pa.Table]] = defaultdict(list)
     threads = torch.get_num_threads()
-    try:
-        for spec in job.stages:
-            stage = spec.build()
-            torch.set_num_threads(max(1, int(spec.resources.num_cpus)))
-            started = time.perf_counter()
-            stage.setup()
-            setup_s = time.perf_counter() - started
-            if isinstance(stage, AggregateStage):
-                _collect(rows, outputs)  # the pass before the aggregate is done
-                plan.failed_in_sample += sum(ERROR in r for r in rows)
-                rows = [{k: v for k, v in r.items() if k not in (OUTPUTS, ERROR)} for r in rows]
-                sources = outputs.get(stage.source, [])
-                if sources:
-                    source = pa.concat_tables(sources).select(list(stage.columns))
-                    for name, table in stage.finalize(stage.partial(source)).items():
-                        outputs[f"aggregate:{name}"].append(table)
-                plan.stages.append(StageEstimate(spec.name, setup_s, 0.0,
-                                                 spec.resources.num_cpus, 1))
-                continue
-            started = time.perf_counter()
-            run_guarded(stage, rows)
-            per_video = (time.perf_counter() - started) / max(1, len(rows))
-            plan.stages.append(StageEstimate(spec.name, setup_s, per_video,
-                                             spec.resources.num_cpus, spec.resources.concurrency))
-    finally:
-        torch.set_num_threads(threads)
+    passes: list[list[StageEstimate]] = [[]]
+    # Later passes read what aggregates wrote (the prompter reads `entities`): a scratch
+    # store holds those, so planning never touches the job's own store.
+    with tempfile.TemporaryDirectory(prefix="vlprep-plan-") as scratch:
+        try:
+            for spec in job.stages:
+                stage = spec.build()
+                stage.store = scratch
+                torch.set_num_threads(max(1, int(spec.resources.num_cpus)))
+                started = time.perf_counter()
+                stage.setup()
+                setup_s = time.perf_counter() - started
+                if isinstance(stage, AggregateStage):
+                    _collect(rows, outputs)  # the pass before the aggregate is done
+                    plan.failed_in_sample += sum(ERROR in r for r in rows)
+                    rows = [{k: v for k, v in r.items() if k not in (OUTPUTS, ERROR)}
+                            for r in rows if ERROR not in r]
+                    started = time.perf_counter()
+                    _aggregate(stage, outputs, Store(scratch), target)
+                    passes.append([StageEstimate(spec.name, setup_s, 0.0, spec.resources.num_cpus,
+                                                 1, time.perf_counter() - started)])
+                    passes.append([])
+                    continue
+                started = time.perf_counter()
+                run_guarded(stage, rows)
+                per_video = (time.perf_counter() - started) / max(1, len(rows))
+                passes[-1].append(StageEstimate(spec.name, setup_s, per_video,
+                                                spec.resources.num_cpus,
+                                                spec.resources.concurrency))
+        finally:
+            torch.set_num_threads(threads)
     plan.failed_in_sample += sum(ERROR in r for r in rows)
     _collect(rows, outputs)
-    scale = total / max(1, len(rows))
+    plan.stages = [s for stages in passes for s in stages]
+    scale = total / max(1, plan.sampled)
     for name, parts in sorted(outputs.items()):
         table = pa.concat_tables(parts)
         if name.startswith("aggregate:"):
             size = _parquet_bytes(table, target, metadata)
             plan.tables.append(TableEstimate(name.split(":", 1)[1], table.num_rows, size, 0.0))
         else:
-            size, per_video = _table_bytes(table, total, len(rows), partitions, target, metadata)
+            size, per_video = _table_bytes(table, total, plan.sampled, partitions, target,
+                                           metadata)
             plan.tables.append(TableEstimate(name, round(table.num_rows * scale), size,
                                              per_video))
-    work = sum(s.s_per_video * s.cpus * total for s in plan.stages)
-    slowest = max((s.s_per_video * total / s.concurrency for s in plan.stages), default=0.0)
-    plan.seconds = RAY_STARTUP_S + max(s.setup_s for s in plan.stages) + max(work / cpus, slowest)
+    plan.seconds = RAY_STARTUP_S + sum(_pass_seconds(stages, total, cpus) for stages in passes)
     plan.free_bytes = _free_bytes(job.store)
     needed = sum(t.bytes for t in plan.tables)
     if plan.free_bytes is not None and plan.free_bytes < needed:
         plan.warnings.append(f"the store's filesystem has {plan.free_bytes / 2**30:.1f} GiB free, "
                              f"the run needs about {needed / 2**30:.1f} GiB")
     return plan
+
+
+def _aggregate(stage: AggregateStage, outputs: dict[str, list[pa.Table]], scratch: Store,
+               target: int) -> None:
+    """Finalize an aggregate over the sample's source rows, as the run does over all rows."""
+    sources = outputs.get(stage.source, [])
+    if not sources:
+        return
+    source = pa.concat_tables(sources).select(list(stage.columns))
+    tables = stage.finalize(stage.partial(source))
+    for name, table in tables.items():
+        outputs[f"aggregate:{name}"].append(table)
+    scratch.write_unit(f"agg-{stage.name}", 0, tables, target)
+
+
+def _pass_seconds(stages: list[StageEstimate], videos: int, cpus: float) -> float:
+    """A pass's stages run side by side: the slower of all their CPU work spread over the
+    CPUs and the slowest stage's own throughput, after the slowest set-up."""
+    if not stages:
+        return 0.0
+    work = sum(s.s_per_video * s.cpus * videos for s in stages)
+    slowest = max(s.s_per_video * videos / s.concurrency for s in stages)
+    fixed = max(s.setup_s for s in stages) + sum(s.run_s for s in stages)
+    return fixed + max(work / cpus, slowest)
 
 
 def _collect(records: list[dict], outputs: dict[str, list[pa.Table]]) -> None:

@@ -158,7 +158,9 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
                                    counts=counts)
     ds = ray.data.read_parquet([input_path(store, pid) for pid in sorted(expected)],
                                filesystem=store.fs, schema=INPUT_SCHEMA)
-    ds = ds.map_batches(adapters.manifest_to_state, batch_format="pyarrow", batch_size=64)
+    failed = _failed_videos(store) if step.index else frozenset()
+    ds = ds.map_batches(adapters.manifest_to_state, fn_kwargs={"failed": failed},
+                        batch_format="pyarrow", batch_size=64)
     for spec in step.stages:
         ds = _add_stage(ds, spec)
     ds = ds.map_batches(adapters.finish_state, batch_format="pyarrow", batch_size=None)
@@ -167,9 +169,22 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for record in adapters.to_records(batch):
                 collector.add(record, count_video=step.index == 0)
-                progress.advance(failed=bool(record.get("_error")))
+                error = record.get("_error")
+                progress.advance(failed=bool(error) and error["stage"] != adapters.EARLIER)
     if collector.incomplete:
         raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
+
+
+def _failed_videos(store: Store) -> frozenset[str]:
+    """Videos with an errors row so far: a later pass does not try them again."""
+    import pyarrow.dataset as pads
+
+    files = store.table_files("errors")
+    if not files:
+        return frozenset()
+    table = pads.dataset(files, filesystem=store.fs, format="parquet").to_table(
+        columns=["video_id"])
+    return frozenset(table.column("video_id").to_pylist())
 
 
 def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
