@@ -139,3 +139,26 @@ def tiny_label_map(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(json.dumps({"idx_to_label": {str(i + 1): n for i, n in enumerate(names)},
                                 "label_to_idx": {n: i + 1 for i, n in enumerate(names)}}))
     return path
+
+
+DEMO_TABLES = ("videos", "texts", "clip_frames", "regions", "trajectories", "s3d", "entities",
+               "soft_labels")
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in demo job's store, made once per test session by the real CLI (about
+    three minutes on 2 cores); $VLPREP_DEMO_STORE may name an existing one instead."""
+    import os
+    import subprocess
+    import sys
+
+    given = os.environ.get("VLPREP_DEMO_STORE")
+    if given:
+        return Path(given)
+    store = tmp_path_factory.mktemp("demo") / "store"
+    result = subprocess.run([sys.executable, "-m", "vlprep", "run", "demo", "--quiet",
+                             "--set", f"store={store}"], capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return store

@@ -1,39 +1,29 @@
-"""The four exports of a real demo store (`make demo`), checked against its tables. Skipped
-when there is none: ./vlprep-demo-store, or the store named by $VLPREP_DEMO_STORE."""
+"""The four exports of the real demo store, read back the way each original repo's loader
+reads them and checked against the store's tables."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
-import pytest
-
-DEMO = Path(os.environ.get("VLPREP_DEMO_STORE")
-            or Path(__file__).resolve().parents[2] / "vlprep-demo-store")
-TABLES = ("s3d", "texts", "regions", "entities")
-pytestmark = pytest.mark.skipif(
-    not all((DEMO / "_commits").is_dir() and (DEMO / t).is_dir() for t in TABLES),
-    reason=f"no demo store with {', '.join(TABLES)} at {DEMO} (run `make demo`)")
 
 
-def table(name: str) -> list[dict]:
-    return ds.dataset(str(DEMO / name), format="parquet").to_table().to_pylist()
+def test_demo_store_exports(tmp_path: Path, demo_store: Path) -> None:
+    def table(name: str) -> list[dict]:
+        return ds.dataset(str(demo_store / name), format="parquet").to_table().to_pylist()
 
-
-def test_demo_store_exports(tmp_path: Path) -> None:
     from vlprep.export.alpro import export_alpro
     from vlprep.export.mmpt import export_mmpt
     from vlprep.export.stoa import StoaOptions, export_stoa
     from vlprep.export.vinvl import export_vinvl
 
     s3d = {r["video_id"]: np.array(r["features"], np.float16) for r in table("s3d")}
-    export_mmpt(str(DEMO), str(tmp_path / "mmpt"))
+    export_mmpt(str(demo_store), str(tmp_path / "mmpt"))
     for vid, feats in s3d.items():
         np.testing.assert_array_equal(np.load(tmp_path / "mmpt" / "feat_s3d" / f"{vid}.npy"),
                                       feats)
@@ -44,7 +34,7 @@ def test_demo_store_exports(tmp_path: Path) -> None:
     for i, vid in enumerate(ids):
         np.testing.assert_array_equal(data[starts[i]:starts[i + 1]], s3d[vid])
 
-    export_alpro(str(DEMO), str(tmp_path / "alpro"))
+    export_alpro(str(demo_store), str(tmp_path / "alpro"))
     df = pd.read_pickle(tmp_path / "alpro" / "txt" / "train.pkl")
     assert list(df.text) == [r["text"] for r in table("texts") if r["source"] == "caption"]
     lemmas = [r["lemma"] for r in sorted(table("entities"), key=lambda r: r["rank"])]
@@ -53,7 +43,7 @@ def test_demo_store_exports(tmp_path: Path) -> None:
 
     import torch
 
-    export_stoa(str(DEMO), str(tmp_path / "stoa"), StoaOptions(shards=2))
+    export_stoa(str(demo_store), str(tmp_path / "stoa"), StoaOptions(shards=2))
     cache: dict = {}
     for i in range(2):
         cache.update(torch.load(tmp_path / "stoa" / f"object_attr_10_{i}_2.pth",
@@ -64,7 +54,7 @@ def test_demo_store_exports(tmp_path: Path) -> None:
         frames = sum(r["video_id"] == vid for r in regions)
         assert entry["objects"].shape == (frames, 10, 4) and entry["obj_cls"].shape == (frames, 10)
 
-    export_vinvl(str(DEMO), str(tmp_path / "vinvl"))
+    export_vinvl(str(demo_store), str(tmp_path / "vinvl"))
     lines = (tmp_path / "vinvl" / "predictions.tsv").read_text().splitlines()
     assert len(lines) == len(regions)
     first = json.loads(lines[0].split("\t")[1])["objects"][0]

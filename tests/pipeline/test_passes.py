@@ -113,3 +113,22 @@ def test_aggregate_then_second_pass(tmp_path, ray_local):
     again = run_job(job, quiet=True)  # everything committed: nothing is redone
     assert again.counts.videos == 0 and not again.counts.rows
     assert len(pads.dataset(f"{store}/words").to_table()) == 3
+
+
+def test_large_sources_aggregate_in_ray_tasks_with_the_same_result(tmp_path, ray_local,
+                                                                   monkeypatch):
+    from vlprep.pipeline import runner
+
+    monkeypatch.setattr(runner, "AGGREGATE_IN_DRIVER_BYTES", 0)  # every table is "large"
+    captions = {f"v{i}": " ".join(["red", "ball"][: 1 + i % 2]) for i in range(5)}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"video_id": k, "path": f"/{k}.mp4", "caption": v})
+                                + "\n" for k, v in captions.items()))
+    store = str(tmp_path / "store")
+    file = JobFile(name="t", manifest=str(manifest), store=store, partition_size=2,
+                   stages={"texts": {}})
+    job = Job(file, [_spec(TextsStage, "texts", store),
+                     _spec(WordCount, "wc", store, batch_size=1)])
+    run_job(job, quiet=True)
+    words = pads.dataset(f"{store}/words").to_table().to_pylist()
+    assert [(w["word"], w["count"]) for w in words] == [("red", 5), ("ball", 2)]

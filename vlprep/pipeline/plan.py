@@ -187,7 +187,8 @@ def _pass_seconds(stages: list[StageEstimate], videos: int, cpus: float) -> floa
     CPUs and the slowest stage's own throughput, after the slowest set-up."""
     if not stages:
         return 0.0
-    work = sum(s.s_per_video * s.cpus * videos for s in stages)
+    # a stage busy on a video keeps at least one core busy, whatever fraction it reserves
+    work = sum(s.s_per_video * max(1.0, s.cpus) * videos for s in stages)
     slowest = max(s.s_per_video * videos / s.concurrency for s in stages)
     fixed = max(s.setup_s for s in stages) + sum(s.run_s for s in stages)
     return fixed + max(work / cpus, slowest)

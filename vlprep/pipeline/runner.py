@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
 from vlprep.pipeline import adapters
+from vlprep.pipeline.aggregate import KeyedSums
 from vlprep.pipeline.collector import PartitionCollector, RunCounts
 from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path, prepare_inputs
 from vlprep.pipeline.progress import RunProgress
@@ -33,6 +34,7 @@ from vlprep.stages.base import AggregateStage
 
 RUNS = "_runs"  # one summary JSON per run
 
+AGGREGATE_IN_DRIVER_BYTES = 256 * 2**20  # smaller source tables are aggregated in the driver
 log = logging.getLogger("vlprep")
 
 
@@ -189,19 +191,30 @@ def _failed_videos(store: Store) -> frozenset[str]:
 
 def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
                    address: str | None) -> None:
-    """A Ray aggregation over a whole table: partials in parallel, sums grouped by key."""
+    """A whole-table aggregation: partials in parallel Ray tasks, streamed to the driver and
+    combined there by key. Driver memory is bounded by the number of distinct keys (a
+    vocabulary), not by the table; a shuffle would cost more than it saves at that size."""
     unit = f"agg-{spec.name}"
     if unit in store.committed_units():
         return
     import pyarrow as pa
+    import pyarrow.dataset as pads
     import ray
 
     stage = spec.build()
     stage.setup()
     source = TABLES[stage.source].empty_table().select(list(stage.columns))
-    value_columns = [c for c in stage.partial(source).column_names if c not in stage.keys]
+    totals = stage.partial(source)
     files = store.table_files(stage.source)
-    if files:
+    combiner = KeyedSums(list(stage.keys), totals.schema)
+    if files and _bytes_of(store, files) <= AGGREGATE_IN_DRIVER_BYTES:
+        # a small table: Ray's task start-up would cost more than the work itself
+        source_ds = pads.dataset(files, filesystem=store.fs, format="parquet")
+        for batch in source_ds.to_batches(columns=list(stage.columns),
+                                          batch_size=spec.resources.batch_size or 4096):
+            combiner.add(stage.partial(pa.Table.from_batches([batch])))
+        totals = combiner.result()
+    elif files:
         _init_ray(job, address)
         res = spec.resources
         ds = ray.data.read_parquet(files, filesystem=store.fs).select_columns(
@@ -210,21 +223,17 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
                             batch_format="pyarrow", batch_size=res.batch_size,
                             num_cpus=res.num_cpus,
                             compute=ray.data.TaskPoolStrategy(size=res.concurrency))
-        grouped = ds.groupby(list(stage.keys)).sum(value_columns)
-        parts = [ray.get(ref) for ref in grouped.to_arrow_refs()]
-        totals = pa.concat_tables([t for t in parts if t.num_rows]) if any(
-            t.num_rows for t in parts) else None
-    else:
-        totals = None
-    if totals is None:
-        totals = stage.partial(source)
-    else:
-        totals = totals.rename_columns(
-            [c[4:-1] if c.startswith("sum(") else c for c in totals.column_names])
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            combiner.add(batch)
+        totals = combiner.result()
     tables = stage.finalize(totals)
     store.write_unit(unit, 0, tables, job.file.target_file_bytes)
     for name, table in tables.items():
         counts.rows[name] += table.num_rows
+
+
+def _bytes_of(store: Store, files: list[str]) -> int:
+    return sum(info.size or 0 for info in store.fs.get_file_info(files))
 
 
 def _add_stage(ds, spec: StageSpec):
