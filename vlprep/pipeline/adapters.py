@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vlprep.jobs.config import StageSpec
 from vlprep.pipeline.guard import ERROR
@@ -44,10 +45,22 @@ def from_records(records: Iterable[Record]) -> pa.Table:
 EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
 
 
+def partitions_to_state(batch: pa.Table, store_uri: str,
+                        failed: frozenset[str] = frozenset()) -> pa.Table:
+    """Partition ids -> the state rows of their videos (the first step of every pass)."""
+    from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path
+    from vlprep.pipeline.store import Store
+
+    store = Store(store_uri)
+    parts = [pq.read_table(input_path(store, pid), filesystem=store.fs, schema=INPUT_SCHEMA)
+             for pid in batch.column("partition").to_pylist()]
+    return manifest_to_state(pa.concat_tables(parts) if parts else INPUT_SCHEMA.empty_table(),
+                             failed)
+
+
 def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> pa.Table:
-    """Input partition rows -> state rows (the first step of every pass). Videos in `failed`
-    already have their errors row from an earlier pass: later stages skip them, and they
-    write nothing again."""
+    """Input partition rows -> state rows. Videos in `failed` already have their errors row
+    from an earlier pass: later stages skip them, and they write nothing again."""
     records = batch.to_pylist()
     for record in records:
         if record["video_id"] in failed:
@@ -70,11 +83,24 @@ def _timed(stage: Stage, records: list[Record], journal: Journal | None) -> pa.T
     return from_records(records)
 
 
+_TASK_STAGES: dict[tuple, Stage] = {}  # per worker process: stages already set up
+
+
+def _task_stage(spec: StageSpec) -> Stage:
+    """A stateless stage set up once per worker process: Ray reuses task workers, and some
+    set-ups (spaCy, tokenizers) take seconds."""
+    key = (spec.name, spec.cls.__name__, spec.options.model_dump_json(), spec.store)
+    stage = _TASK_STAGES.get(key)
+    if stage is None:
+        stage = spec.build()
+        stage.setup()
+        _TASK_STAGES[key] = stage
+    return stage
+
+
 def run_stage_task(batch: pa.Table, spec: StageSpec) -> pa.Table:
-    """A stateless stage as a Ray task: building it is cheap, so it is built per batch."""
-    stage = spec.build()
-    stage.setup()
-    return _timed(stage, to_records(batch), _journal(spec))
+    """A stateless stage as a Ray task."""
+    return _timed(_task_stage(spec), to_records(batch), _journal(spec))
 
 
 class StageActor:

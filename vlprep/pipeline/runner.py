@@ -18,7 +18,7 @@ from vlprep.jobs.config import Job, StageSpec
 from vlprep.pipeline import adapters
 from vlprep.pipeline.aggregate import KeyedSums
 from vlprep.pipeline.collector import PartitionCollector, RunCounts
-from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path, prepare_inputs
+from vlprep.pipeline.inputs import prepare_inputs
 from vlprep.pipeline.progress import RunProgress
 from vlprep.pipeline.provenance import (
     RECIPE_FILE,
@@ -158,13 +158,17 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     _init_ray(job, address)
     collector = PartitionCollector(store, expected, job.file.target_file_bytes, step.index,
                                    counts=counts)
-    ds = ray.data.read_parquet([input_path(store, pid) for pid in sorted(expected)],
-                               filesystem=store.fs, schema=INPUT_SCHEMA)
+    # One block per input partition: blocks are what flows between stages, so several let
+    # every stage work at once. (Ray's Parquet reader merges small files into one block, and
+    # one block would go through the stages in turn.)
     failed = _failed_videos(store) if step.index else frozenset()
-    ds = ds.map_batches(adapters.manifest_to_state, fn_kwargs={"failed": failed},
-                        batch_format="pyarrow", batch_size=64)
+    pids = sorted(expected)
+    ds = ray.data.from_items([{"partition": pid} for pid in pids], override_num_blocks=len(pids))
+    ds = ds.map_batches(adapters.partitions_to_state,
+                        fn_kwargs={"store_uri": store.uri, "failed": failed},
+                        batch_format="pyarrow", batch_size=None)
     for spec in step.stages:
-        ds = _add_stage(ds, spec)
+        ds = _add_stage(ds, spec, job.file.partition_size)
     ds = ds.map_batches(adapters.finish_state, batch_format="pyarrow", batch_size=None)
     label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
     with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
@@ -236,15 +240,23 @@ def _bytes_of(store: Store, files: list[str]) -> int:
     return sum(info.size or 0 for info in store.fs.get_file_info(files))
 
 
-def _add_stage(ds, spec: StageSpec):
+def _add_stage(ds, spec: StageSpec, partition_size: int):
     import ray
 
     res = spec.resources
-    common = dict(batch_format="pyarrow", batch_size=res.batch_size, num_cpus=res.num_cpus,
+    # a batch larger than a partition's block would make Ray Data wait for further blocks,
+    # and the stages would then take the whole run in turn instead of side by side
+    batch_size = min(res.batch_size, partition_size)
+    common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
                   num_gpus=res.num_gpus or None, zero_copy_batch=False)
     if spec.cls.stateful:
         return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec,),
-                              compute=ray.data.ActorPoolStrategy(size=res.concurrency), **common)
+                              compute=ray.data.ActorPoolStrategy(
+                                  size=res.concurrency,
+                                  # a batch goes to an idle actor rather than queueing behind
+                                  # a busy one while the pool's other actors still start up
+                                  max_tasks_in_flight_per_actor=1 if res.concurrency > 1 else 2),
+                              **common)
     return ds.map_batches(adapters.run_stage_task, fn_kwargs={"spec": spec},
                           compute=ray.data.TaskPoolStrategy(size=res.concurrency), **common)
 
