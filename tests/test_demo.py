@@ -83,3 +83,31 @@ def test_plan_of_the_demo_estimates_bytes_within_30_percent(tmp_path: Path, demo
         files = list((demo_store / table["name"]).glob("*.parquet"))
         written = sum(f.stat().st_size for f in files)
         assert abs(table["bytes"] - written) <= 0.3 * written, (table, written)
+
+
+@pytest.mark.parametrize("in_driver", [True, False])
+def test_demo_entities_are_reproduced_by_another_run_with_other_workers(
+        tmp_path: Path, demo_store: Path, monkeypatch, in_driver: bool):
+    """Redo the demo's `entities` aggregate over its `texts` from scratch: in the driver, or
+    in Ray tasks with two workers and one-row batches; the vocabulary is the same."""
+    import ray
+
+    from vlprep.jobs.config import load_job
+    from vlprep.pipeline import runner
+    from vlprep.pipeline.collector import RunCounts
+    from vlprep.pipeline.store import Store
+
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copytree(demo_store / "texts", store / "texts")
+    overrides = [f"store={store}", "stages.entities.batch_size=1",
+                 "stages.entities.concurrency=2"]
+    job = load_job("demo", overrides)
+    spec = next(s for s in job.stages if s.name == "entities")
+    if not in_driver:
+        monkeypatch.setattr(runner, "AGGREGATE_IN_DRIVER_BYTES", 0)
+    try:
+        runner._run_aggregate(job, Store(str(store)), spec, RunCounts(), None)
+    finally:
+        ray.shutdown()
+    assert read_rows(store, "entities") == read_rows(demo_store, "entities")

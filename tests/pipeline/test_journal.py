@@ -36,7 +36,7 @@ def test_normal_batches_leave_no_journal(tmp_path):
 def test_after_a_death_the_batch_runs_video_by_video_and_the_culprit_fails(tmp_path):
     journal = Journal(str(tmp_path), "marks")
     journal.begin(["a", "b", "c"])  # an attempt of this batch died...
-    journal.begin(["b"])  # ...and so did a retry while b was alone in flight
+    journal.begin(["b"], lone=True)  # ...and so did a retry while b was alone in flight
     stage = _stage()
     records = run_journaled(stage, _records("a", "b", "c"), journal)
     assert stage.calls == [["a"], ["c"]]
@@ -45,8 +45,14 @@ def test_after_a_death_the_batch_runs_video_by_video_and_the_culprit_fails(tmp_p
     assert not list((tmp_path / "_tmp" / "inflight" / "marks").glob("*.json"))
 
 
-def test_a_lone_video_fails_after_one_death(tmp_path):
+def test_a_lone_video_is_retried_once_then_fails(tmp_path):
     journal = Journal(str(tmp_path), "marks")
-    journal.begin(["x"])
-    records = run_journaled(_stage(), _records("x"), journal)
-    assert records[0][ERROR]["error"] == CRASH_REASON
+    journal.begin(["x"])  # its batch (of one) died once: a transient death is retried
+    stage = _stage()
+    records = run_journaled(stage, _records("x"), journal)
+    assert stage.calls == [["x"]] and ERROR not in records[0]
+    journal.begin(["x"])  # died as a batch...
+    journal.begin(["x"], lone=True)  # ...and again alone: it kills workers
+    stage = _stage()
+    records = run_journaled(stage, _records("x"), journal)
+    assert stage.calls == [] and records[0][ERROR]["error"] == CRASH_REASON

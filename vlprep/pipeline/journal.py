@@ -3,9 +3,10 @@
 Ray restarts a dead worker and retries its batch, forever for actors. Before a batch runs, a
 small journal entry names its videos; it is removed when the batch is done. Finding its own
 entry at the start means an earlier attempt died: the batch then runs one video at a time,
-each with its own entry, and a video whose lone attempt already died becomes an `errors` row
-instead of killing the worker again. Entries live under ``STORE/_tmp/inflight/`` (cleared
-when a run starts), so every node of a cluster sees them.
+each with its own entry, and a video whose lone attempt already died (so it has killed a
+worker twice) becomes an `errors` row instead of killing the worker again. Entries live
+under ``STORE/_tmp/inflight/`` (cleared when a run starts), so every node of a cluster sees
+them.
 """
 
 from __future__ import annotations
@@ -26,21 +27,23 @@ class Journal:
         self.store = Store(store_uri)
         self.dir = self.store.path(TMP, "inflight", stage_name)
 
-    def _path(self, ids: list[str]) -> str:
-        key = hashlib.sha1("\0".join(sorted(ids)).encode()).hexdigest()
+    def _path(self, ids: list[str], lone: bool) -> str:
+        key = hashlib.sha1(("lone\0" if lone else "batch\0").encode()
+                           + "\0".join(sorted(ids)).encode()).hexdigest()
         return f"{self.dir}/{key}.json"
 
-    def begin(self, ids: list[str]) -> int:
-        """Record an attempt at these videos; returns how many earlier attempts died."""
-        path = self._path(ids)
+    def begin(self, ids: list[str], lone: bool = False) -> int:
+        """Record an attempt at these videos (a batch, or one video `lone`ly after its batch
+        died); returns how many earlier such attempts died."""
+        path = self._path(ids, lone)
         earlier = 0
         if self.store.fs.get_file_info(path).type.name == "File":
             earlier = json.loads(self.store.read_bytes(path))["attempts"]
         self.store.write_atomic(path, json.dumps({"ids": ids, "attempts": earlier + 1}).encode())
         return earlier
 
-    def end(self, ids: list[str]) -> None:
-        path = self._path(ids)
+    def end(self, ids: list[str], lone: bool = False) -> None:
+        path = self._path(ids, lone)
         if self.store.fs.get_file_info(path).type.name == "File":
             self.store.fs.delete_file(path)
 
@@ -57,11 +60,11 @@ def run_journaled(stage: Stage, records: list[Record], journal: Journal | None) 
     else:  # an earlier attempt of this batch died: one video at a time, to find the culprit
         for record in live:
             one = [record["video_id"]]
-            if journal.begin(one) > 0:  # it was alone in flight when a worker died
+            if journal.begin(one, lone=True) > 0:  # it was alone in flight when one died
                 fail(record, stage.name, CRASH_REASON)
             else:
                 _run(stage, [record])
-            journal.end(one)
+            journal.end(one, lone=True)
     journal.end(ids)
     return records
 
