@@ -72,14 +72,19 @@ def _journal(spec: StageSpec) -> Journal | None:
     return Journal(spec.store, spec.name) if spec.store else None
 
 
-def _timed(stage: Stage, records: list[Record], journal: Journal | None) -> pa.Table:
-    """Run the stage and charge each live video its share of the batch's seconds."""
+def _timed(stage: Stage, records: list[Record], journal: Journal | None,
+           drop: tuple[str, ...] = ()) -> pa.Table:
+    """Run the stage and charge each live video its share of the batch's seconds; then drop
+    the record keys (sampled frames) that no later stage reads."""
     live = [r for r in records if not r.get(ERROR)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
         record.setdefault(TIMINGS, {})[stage.name] = share
+    for record in records:
+        for key in drop:
+            record.pop(key, None)
     return from_records(records)
 
 
@@ -98,21 +103,22 @@ def _task_stage(spec: StageSpec) -> Stage:
     return stage
 
 
-def run_stage_task(batch: pa.Table, spec: StageSpec) -> pa.Table:
+def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = ()) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), _journal(spec))
+    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop)
 
 
 class StageActor:
     """A stateful stage (a model) as a Ray actor: set up once, then called per batch."""
 
-    def __init__(self, spec: StageSpec):
+    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = ()):
         self.stage = spec.build()
         self.stage.setup()
         self.journal = _journal(spec)
+        self.drop = drop
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return _timed(self.stage, to_records(batch), self.journal)
+        return _timed(self.stage, to_records(batch), self.journal, self.drop)
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:

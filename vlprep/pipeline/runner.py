@@ -167,8 +167,9 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     ds = ds.map_batches(adapters.partitions_to_state,
                         fn_kwargs={"store_uri": store.uri, "failed": failed},
                         batch_format="pyarrow", batch_size=None)
+    drops = frames_to_drop(step.stages)
     for spec in step.stages:
-        ds = _add_stage(ds, spec, job.file.partition_size)
+        ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()))
     ds = ds.map_batches(adapters.finish_state, batch_format="pyarrow", batch_size=None)
     label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
     with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
@@ -240,7 +241,23 @@ def _bytes_of(store: Store, files: list[str]) -> int:
     return sum(info.size or 0 for info in store.fs.get_file_info(files))
 
 
-def _add_stage(ds, spec: StageSpec, partition_size: int):
+def frames_to_drop(stages: list[StageSpec]) -> dict[str, tuple[str, ...]]:
+    """Per stage, the sampled-frame keys no later stage reads: the stage drops them from its
+    records, so megabytes of frames do not travel on to stages that never look at them."""
+    sampled = {spec.options.key for spec in stages if spec.cls.kind == "sample"}
+    # frames nobody reads go as soon as they are made
+    last_reader = {spec.options.key: spec.name for spec in stages if spec.cls.kind == "sample"}
+    for spec in stages:
+        key = getattr(spec.options, "frames", None)
+        if key in sampled:
+            last_reader[key] = spec.name
+    drops: dict[str, list[str]] = {}
+    for key, name in last_reader.items():
+        drops.setdefault(name, []).append(key)
+    return {name: tuple(keys) for name, keys in drops.items()}
+
+
+def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = ()):
     import ray
 
     res = spec.resources
@@ -250,14 +267,14 @@ def _add_stage(ds, spec: StageSpec, partition_size: int):
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
                   num_gpus=res.num_gpus or None, zero_copy_batch=False)
     if spec.cls.stateful:
-        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec,),
+        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop),
                               compute=ray.data.ActorPoolStrategy(
                                   size=res.concurrency,
                                   # a batch goes to an idle actor rather than queueing behind
                                   # a busy one while the pool's other actors still start up
                                   max_tasks_in_flight_per_actor=1 if res.concurrency > 1 else 2),
                               **common)
-    return ds.map_batches(adapters.run_stage_task, fn_kwargs={"spec": spec},
+    return ds.map_batches(adapters.run_stage_task, fn_kwargs={"spec": spec, "drop": drop},
                           compute=ray.data.TaskPoolStrategy(size=res.concurrency), **common)
 
 
