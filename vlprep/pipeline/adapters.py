@@ -73,15 +73,18 @@ def _journal(spec: StageSpec) -> Journal | None:
 
 
 def _timed(stage: Stage, records: list[Record], journal: Journal | None,
-           drop: tuple[str, ...] = ()) -> pa.Table:
+           drop: tuple[str, ...] = (), last: bool = False) -> pa.Table:
     """Run the stage and charge each live video its share of the batch's seconds; then drop
-    the record keys (sampled frames) that no later stage reads."""
+    the record keys (sampled frames) that no later stage reads, or, after the pass's `last`
+    stage, all but what the driver writes."""
     live = [r for r in records if not r.get(ERROR)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
         record.setdefault(TIMINGS, {})[stage.name] = share
+    if last:  # the pass's last stage: hand the driver only what it writes
+        return from_records(finished(r) for r in records)
     for record in records:
         for key in drop:
             record.pop(key, None)
@@ -103,22 +106,23 @@ def _task_stage(spec: StageSpec) -> Stage:
     return stage
 
 
-def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = ()) -> pa.Table:
+def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = (),
+                   last: bool = False) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop)
+    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop, last)
 
 
 class StageActor:
     """A stateful stage (a model) as a Ray actor: set up once, then called per batch."""
 
-    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = ()):
+    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (), last: bool = False):
         self.stage = spec.build()
         self.stage.setup()
         self.journal = _journal(spec)
-        self.drop = drop
+        self.drop, self.last = drop, last
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return _timed(self.stage, to_records(batch), self.journal, self.drop)
+        return _timed(self.stage, to_records(batch), self.journal, self.drop, self.last)
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
@@ -128,11 +132,8 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
     return stage.partial(batch)
 
 
-def finish_state(batch: pa.Table) -> pa.Table:
-    """Drop everything but the pending table rows, so only outputs travel to the writer."""
-    out = []
-    for record in to_records(batch):
-        out.append({"video_id": record["video_id"], "partition": record["partition"],
-                    OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
-                    TIMINGS: record.get(TIMINGS, {})})
-    return from_records(out)
+def finished(record: Record) -> Record:
+    """Only the pending table rows, error and timings: what travels to the writer."""
+    return {"video_id": record["video_id"], "partition": record["partition"],
+            OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
+            TIMINGS: record.get(TIMINGS, {})}

@@ -168,9 +168,9 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
                         fn_kwargs={"store_uri": store.uri, "failed": failed},
                         batch_format="pyarrow", batch_size=None)
     drops = frames_to_drop(step.stages)
-    for spec in step.stages:
-        ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()))
-    ds = ds.map_batches(adapters.finish_state, batch_format="pyarrow", batch_size=None)
+    for i, spec in enumerate(step.stages):
+        ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()),
+                        last=i == len(step.stages) - 1)
     label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
     with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
@@ -257,7 +257,8 @@ def frames_to_drop(stages: list[StageSpec]) -> dict[str, tuple[str, ...]]:
     return {name: tuple(keys) for name, keys in drops.items()}
 
 
-def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = ()):
+def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = (),
+               last: bool = False):
     import ray
 
     res = spec.resources
@@ -267,14 +268,15 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
                   num_gpus=res.num_gpus or None, zero_copy_batch=False)
     if spec.cls.stateful:
-        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop),
+        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, last),
                               compute=ray.data.ActorPoolStrategy(
                                   size=res.concurrency,
                                   # a batch goes to an idle actor rather than queueing behind
                                   # a busy one while the pool's other actors still start up
                                   max_tasks_in_flight_per_actor=1 if res.concurrency > 1 else 2),
                               **common)
-    return ds.map_batches(adapters.run_stage_task, fn_kwargs={"spec": spec, "drop": drop},
+    return ds.map_batches(adapters.run_stage_task,
+                          fn_kwargs={"spec": spec, "drop": drop, "last": last},
                           compute=ray.data.TaskPoolStrategy(size=res.concurrency), **common)
 
 
