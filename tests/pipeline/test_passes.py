@@ -64,6 +64,17 @@ def _spec(cls, name, store, **resources):
     return StageSpec(name, cls, cls.Options(), Resources(**resources), store)
 
 
+def _caption_job(tmp_path, captions: dict[str, str], specs: list[StageSpec]) -> Job:
+    """A job over a manifest of captions only (no stage here opens the videos), in
+    partitions of two, storing under tmp_path/store."""
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"video_id": k, "path": f"/{k}.mp4", "caption": v})
+                                + "\n" for k, v in captions.items()))
+    file = JobFile(name="t", manifest=str(manifest), store=str(tmp_path / "store"),
+                   partition_size=2, stages={"texts": {}})
+    return Job(file, specs)
+
+
 def test_plan_passes_cuts_after_aggregates():
     specs = [_spec(TextsStage, "texts", None), _spec(WordCount, "wc", None),
              _spec(Hits, "hits", None)]
@@ -88,15 +99,10 @@ def ray_local():
 
 def test_aggregate_then_second_pass(tmp_path, ray_local):
     captions = {"a": "red ball red", "b": "blue ball", "c": "green cube"}
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps({"video_id": k, "path": f"/{k}.mp4", "caption": v})
-                                + "\n" for k, v in captions.items()))
     store = str(tmp_path / "store")
-    file = JobFile(name="t", manifest=str(manifest), store=store, partition_size=2,
-                   stages={"texts": {}})
-    specs = [_spec(Picky, "picky", store), _spec(TextsStage, "texts", store),
-             _spec(WordCount, "wc", store, batch_size=1), _spec(Hits, "hits", store)]
-    job = Job(file, specs)
+    job = _caption_job(tmp_path, captions, [
+        _spec(Picky, "picky", store), _spec(TextsStage, "texts", store),
+        _spec(WordCount, "wc", store, batch_size=1), _spec(Hits, "hits", store)])
     result = run_job(job, quiet=True)
     words = pads.dataset(f"{store}/words").to_table().to_pylist()
     assert [(w["word"], w["count"]) for w in words] == [("ball", 2), ("red", 2), ("blue", 1)]
@@ -121,14 +127,9 @@ def test_large_sources_aggregate_in_ray_tasks_with_the_same_result(tmp_path, ray
 
     monkeypatch.setattr(runner, "AGGREGATE_IN_DRIVER_BYTES", 0)  # every table is "large"
     captions = {f"v{i}": " ".join(["red", "ball"][: 1 + i % 2]) for i in range(5)}
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps({"video_id": k, "path": f"/{k}.mp4", "caption": v})
-                                + "\n" for k, v in captions.items()))
     store = str(tmp_path / "store")
-    file = JobFile(name="t", manifest=str(manifest), store=store, partition_size=2,
-                   stages={"texts": {}})
-    job = Job(file, [_spec(TextsStage, "texts", store),
-                     _spec(WordCount, "wc", store, batch_size=1)])
+    job = _caption_job(tmp_path, captions, [_spec(TextsStage, "texts", store),
+                                            _spec(WordCount, "wc", store, batch_size=1)])
     run_job(job, quiet=True)
     words = pads.dataset(f"{store}/words").to_table().to_pylist()
     assert [(w["word"], w["count"]) for w in words] == [("red", 5), ("ball", 2)]

@@ -45,6 +45,13 @@ def from_records(records: Iterable[Record]) -> pa.Table:
 EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
 
 
+def new_error(record: Record) -> dict | None:
+    """The record's error when this pass made it (not one carried over from an earlier
+    pass, which was counted and written then)."""
+    error = record.get(ERROR)
+    return error if error and error["stage"] != EARLIER else None
+
+
 def partitions_to_state(batch: pa.Table, store_uri: str,
                         failed: frozenset[str] = frozenset()) -> pa.Table:
     """Partition ids -> the state rows of their videos (the first step of every pass)."""

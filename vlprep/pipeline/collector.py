@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.pipeline.adapters import EARLIER, TIMINGS
+from vlprep.pipeline.adapters import TIMINGS, new_error
 from vlprep.pipeline.failpoints import failpoint
-from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.store import Store
 from vlprep.stages.base import OUTPUTS, Record
 
@@ -36,8 +35,8 @@ class RunCounts:
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += seconds
-        error = record.get(ERROR)
-        if error and error["stage"] != EARLIER:
+        error = new_error(record)
+        if error:
             stage = self.stages.setdefault(error["stage"], StageCounts())
             stage.errors[error["error"]] += 1
             if error["stage"] not in record.get(TIMINGS, {}):
@@ -66,9 +65,10 @@ class PartitionCollector:
         self.pending[pid].append(record)
         self.counts.note_video(record)
         self.counts.videos += count_video
-        if record.get(ERROR) and record[ERROR]["stage"] != EARLIER:
+        error = new_error(record)
+        if error:
             self.counts.failed += count_video
-            self.counts.errors_by_stage[record[ERROR]["stage"]] += 1
+            self.counts.errors_by_stage[error["stage"]] += 1
         if len(self.pending[pid]) == self.expected[pid]:
             self._commit(pid)
 

@@ -176,8 +176,7 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for record in adapters.to_records(batch):
                 collector.add(record, count_video=step.index == 0)
-                error = record.get("_error")
-                progress.advance(failed=bool(error) and error["stage"] != adapters.EARLIER)
+                progress.advance(failed=adapters.new_error(record) is not None)
     if collector.incomplete:
         raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
 
