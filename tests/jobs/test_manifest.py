@@ -6,11 +6,16 @@ import gzip
 import hashlib
 import json
 import os
+from functools import partial
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import vlprep.jobs.idset as idset
+import vlprep.jobs.manifest as manifest
+from vlprep.jobs.idset import IdSet
 from vlprep.jobs.manifest import ManifestError, manifest_fingerprint, read_manifest
 from vlprep.schemas.manifest import MANIFEST
 
@@ -195,6 +200,56 @@ def test_duplicate_detected_across_batches(tmp_path):
     write_jsonl(tmp_path / "m.jsonl", [{"video_id": v, "path": "x"} for v in "abcda"])
     with pytest.raises(ManifestError, match="duplicate video_id 'a'"):
         list(read_manifest(str(tmp_path / "m.jsonl"), batch_rows=2))
+
+
+def test_idset_finds_first_location_after_freezes_and_merges():
+    ids = IdSet(freeze_at=4)
+    keys = [f"v{i}" for i in range(49)] + ["\ud800"]  # a lone surrogate still hashes
+    for i, key in enumerate(keys):
+        assert ids.setdefault(key, 100 + i) == 100 + i
+    assert len(ids) == 50 and len(ids.recent) == 2
+    assert len(ids.runs) <= 6 and max(len(run[0]) for run in ids.runs) > 4  # merged
+    for i, key in enumerate(keys):
+        assert ids.setdefault(key, 999) == 100 + i
+    assert len(ids) == 50
+
+
+def test_idset_digests_sharing_the_high_half(monkeypatch):
+    # every digest gets hi == 0 (and so ends its first half in NULs): lookups scan ties on lo
+    def blake2b(data: bytes, digest_size: int) -> SimpleNamespace:
+        low = hashlib.blake2b(data, digest_size=8).digest()
+        return SimpleNamespace(digest=lambda: bytes(8) + low)
+
+    monkeypatch.setattr(idset, "hashlib", SimpleNamespace(blake2b=blake2b))
+    ids = IdSet(freeze_at=3)
+    for i in range(20):
+        assert ids.setdefault(str(i), i) == i
+    assert [ids.setdefault(str(i), -1) for i in range(20)] == list(range(20))
+
+
+def test_idset_no_false_duplicates():
+    ids = IdSet(freeze_at=7)
+    assert all(ids.setdefault(f"id-{i}", i) == i for i in range(20_000))
+    assert len(ids) == 20_000
+
+
+def test_idset_memory_per_id_is_small():
+    ids = IdSet(freeze_at=1000)
+    for i in range(100_000):
+        ids.setdefault(f"video/{i:09d}", i)
+    assert not ids.recent and len(ids) == 100_000
+    assert ids.nbytes / len(ids) <= 32
+
+
+def test_duplicate_after_many_freezes_stops_at_that_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest, "IdSet", partial(IdSet, freeze_at=4))
+    rows = [{"video_id": f"v{i}", "path": "x"} for i in range(50)]
+    path = tmp_path / "m.jsonl"
+    write_jsonl(path, rows + [{"video_id": "v7", "path": "x"}])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("not json\n")  # never read: the duplicate on line 51 stops the stream
+    message = _one_line_error(str(path))
+    assert message.endswith(": duplicate video_id 'v7' (lines 8 and 51)")
 
 
 @pytest.mark.parametrize("segments,problem", [

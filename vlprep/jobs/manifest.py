@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from vlprep.jobs.idset import IdSet
 from vlprep.schemas.manifest import MANIFEST, REQUIRED_COLUMNS
 
 COLUMNS: tuple[str, ...] = tuple(MANIFEST.names)
@@ -215,7 +216,8 @@ class _Batcher:
                  allow_duplicates: bool = False) -> None:
         self.src, self.batch_rows, self.unit = src, batch_rows, unit
         self.allow_duplicates = allow_duplicates
-        self.seen: dict[str, int] = {}
+        # first location of each video_id, in ~25 bytes an id (a dict would need ~150)
+        self.seen = IdSet()
         self.buf: dict[str, list[Any]] = {name: [] for name in COLUMNS}
         self.rows = 0
 
