@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlprep.jobs.idset import IdSet
 from vlprep.jobs.manifest import has_scheme, read_manifest
 from vlprep.schemas.manifest import MANIFEST
 
@@ -84,7 +85,8 @@ def scan_manifest(manifest: str, out_dir: str | Path, probe_options: dict[str, A
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: Counter = Counter()
-    seen: set[str] = set()
+    seen = IdSet()  # compact: a manifest of millions of ids does not fill the memory
+    row_number = 0
     tmp_report, tmp_ok = out / f".{REPORT_FILE}.tmp", out / f".{OK_MANIFEST}.tmp"
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool, \
@@ -92,7 +94,11 @@ def scan_manifest(manifest: str, out_dir: str | Path, probe_options: dict[str, A
             pq.ParquetWriter(tmp_ok, MANIFEST) as ok_rows:
         for batch in read_manifest(manifest, batch_rows=chunk_rows, allow_duplicates=True):
             rows = batch.to_pylist()
-            fresh = [r for r in rows if r["video_id"] not in seen and not seen.add(r["video_id"])]
+            fresh = []
+            for r in rows:
+                row_number += 1
+                if seen.setdefault(r["video_id"], row_number) == row_number:
+                    fresh.append(r)
             fresh_ids = {id(r) for r in fresh}
             probed = iter(pool.map(probe_row, fresh, [probe_options] * len(fresh),
                                    chunksize=max(1, len(fresh) // (4 * workers))))
