@@ -116,6 +116,17 @@ def test_embedding_uses_clip_normalisation(tiny_clip_dir):
     np.testing.assert_allclose(embed_frames(model, x), ref.numpy(), atol=1e-5)
 
 
+def test_normalise_in_a_reused_buffer_matches_the_formula():
+    rng = np.random.default_rng(0)
+    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    buffer = torch.empty(5, 12, 20, 3)
+    for n in (5, 2, 5):  # the buffer is reused for fewer and again more frames
+        x = torch.from_numpy(rng.integers(0, 256, (n, 12, 20, 3), dtype=np.uint8))
+        ref = (x.permute(0, 3, 1, 2).float() / 255 - mean) / std
+        torch.testing.assert_close(normalise(x, buffer), ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(normalise(x), ref, atol=1e-5, rtol=0)
+
+
 def test_wrong_frame_size_is_a_clear_error(tiny_clip_dir):
     model = load_clip(tiny_clip_dir)
     with pytest.raises(ValueError, match="model takes 224x224"):
