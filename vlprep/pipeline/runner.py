@@ -208,16 +208,15 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
     stage = spec.build()
     stage.setup()
     source = TABLES[stage.source].empty_table().select(list(stage.columns))
-    totals = stage.partial(source)
     files = store.table_files(stage.source)
-    combiner = KeyedSums(list(stage.keys), totals.schema)
+    # no source rows: empty totals of the partials' schema
+    combiner = KeyedSums(list(stage.keys), stage.partial(source).schema)
     if files and _bytes_of(store, files) <= AGGREGATE_IN_DRIVER_BYTES:
         # a small table: Ray's task start-up would cost more than the work itself
         source_ds = pads.dataset(files, filesystem=store.fs, format="parquet")
         for batch in source_ds.to_batches(columns=list(stage.columns),
                                           batch_size=spec.resources.batch_size or 4096):
             combiner.add(stage.partial(pa.Table.from_batches([batch])))
-        totals = combiner.result()
     elif files:
         _init_ray(job, address)
         res = spec.resources
@@ -229,8 +228,7 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
                             compute=ray.data.TaskPoolStrategy(size=res.concurrency))
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             combiner.add(batch)
-        totals = combiner.result()
-    tables = stage.finalize(totals)
+    tables = stage.finalize(combiner.result())
     store.write_unit(unit, 0, tables, job.file.target_file_bytes)
     for name, table in tables.items():
         counts.rows[name] += table.num_rows
