@@ -39,7 +39,7 @@ def run(
     from vlprep.pipeline.inspect import inspect_store, render
     from vlprep.pipeline.provenance import RecipeError
     from vlprep.pipeline.runner import run_job, run_summary
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store.fs import StoreError
 
     _setup_logging(quiet)
     try:
@@ -82,7 +82,7 @@ def inspect(
 ) -> None:
     """Tables, row counts, schemas and error counts by stage of a store."""
     from vlprep.pipeline.inspect import inspect_store, render, table_recipes
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store.fs import StoreError
 
     try:
         summary = inspect_store(store)
@@ -194,7 +194,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """Train a method on a store; checkpoints (safetensors) and metrics.jsonl go to --out."""
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store.fs import StoreError
     from vlprep.train.app import methods, parse_options, run_train
     from vlprep.train.method import TrainConfig
 
@@ -237,7 +237,7 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Zero-shot text-to-video retrieval: R@1/5/10 and median rank (MSR-VTT protocol)."""
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store.fs import StoreError
     from vlprep.train.app import run_eval
 
     _setup_logging(True)

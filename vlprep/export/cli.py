@@ -27,7 +27,7 @@ LinkVideos = Annotated[bool, typer.Option(
 
 def _run(job: Callable[[], ExportReport]) -> None:
     from vlprep.cli import _die
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store.fs import StoreError
 
     try:
         report = job()

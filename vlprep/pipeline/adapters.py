@@ -18,9 +18,11 @@ import pyarrow.parquet as pq
 from vlprep.jobs.config import StageSpec
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import Journal, run_journaled
-from vlprep.stages.base import OUTPUTS, Record, Stage
+from vlprep.pipeline.report import EARLIER, TIMINGS, new_error, write_batch
+from vlprep.stages.base import Record, Stage
+from vlprep.store.writer import BatchWriter
 
-TIMINGS = "_seconds"  # per stage: this video's share of its batches' wall time
+__all__ = ["EARLIER", "TIMINGS", "new_error"]
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -42,21 +44,11 @@ def from_records(records: Iterable[Record]) -> pa.Table:
     }, schema=STATE)
 
 
-EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
-
-
-def new_error(record: Record) -> dict | None:
-    """The record's error when this pass made it (not one carried over from an earlier
-    pass, which was counted and written then)."""
-    error = record.get(ERROR)
-    return error if error and error["stage"] != EARLIER else None
-
-
 def partitions_to_state(batch: pa.Table, store_uri: str,
                         failed: frozenset[str] = frozenset()) -> pa.Table:
     """Partition ids -> the state rows of their videos (the first step of every pass)."""
     from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path
-    from vlprep.pipeline.store import Store
+    from vlprep.store import Store
 
     store = Store(store_uri)
     parts = [pq.read_table(input_path(store, pid), filesystem=store.fs, schema=INPUT_SCHEMA)
@@ -80,18 +72,18 @@ def _journal(spec: StageSpec) -> Journal | None:
 
 
 def _timed(stage: Stage, records: list[Record], journal: Journal | None,
-           drop: tuple[str, ...] = (), last: bool = False) -> pa.Table:
+           drop: tuple[str, ...] = (), writer: BatchWriter | None = None) -> pa.Table:
     """Run the stage and charge each live video its share of the batch's seconds; then drop
-    the record keys (sampled frames) that no later stage reads, or, after the pass's `last`
-    stage, all but what the driver writes."""
+    the record keys (sampled frames) that no later stage reads, or, after the pass's last
+    stage (given the pass's `writer`), write the rows here and pass on only the report."""
     live = [r for r in records if not r.get(ERROR)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
         record.setdefault(TIMINGS, {})[stage.name] = share
-    if last:  # the pass's last stage: hand the driver only what it writes
-        return from_records(finished(r) for r in records)
+    if writer is not None:  # the pass's last stage: rows go to storage, metadata on
+        return write_batch(writer, records).to_table()
     for record in records:
         for key in drop:
             record.pop(key, None)
@@ -114,22 +106,23 @@ def _task_stage(spec: StageSpec) -> Stage:
 
 
 def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = (),
-                   last: bool = False) -> pa.Table:
+                   writer: BatchWriter | None = None) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop, last)
+    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop, writer)
 
 
 class StageActor:
     """A stateful stage (a model) as a Ray actor: set up once, then called per batch."""
 
-    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (), last: bool = False):
+    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (),
+                 writer: BatchWriter | None = None):
         self.stage = spec.build()
         self.stage.setup()
         self.journal = _journal(spec)
-        self.drop, self.last = drop, last
+        self.drop, self.writer = drop, writer
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return _timed(self.stage, to_records(batch), self.journal, self.drop, self.last)
+        return _timed(self.stage, to_records(batch), self.journal, self.drop, self.writer)
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
@@ -137,10 +130,3 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
     stage = spec.build()
     stage.setup()
     return stage.partial(batch)
-
-
-def finished(record: Record) -> Record:
-    """Only the pending table rows, error and timings: what travels to the writer."""
-    return {"video_id": record["video_id"], "partition": record["partition"],
-            OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
-            TIMINGS: record.get(TIMINGS, {})}

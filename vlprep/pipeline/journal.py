@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-from vlprep.pipeline.failpoints import failpoint
+from vlprep.failpoints import failpoint
 from vlprep.pipeline.guard import ERROR, fail, run_guarded
-from vlprep.pipeline.store import TMP, Store
 from vlprep.stages.base import Record, Stage
+from vlprep.store import TMP, Store
 
 CRASH_REASON = "the stage's worker process died while processing this video"
 

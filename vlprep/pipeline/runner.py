@@ -17,22 +17,22 @@ from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
 from vlprep.pipeline import adapters
 from vlprep.pipeline.aggregate import KeyedSums
-from vlprep.pipeline.collector import PartitionCollector, RunCounts
+from vlprep.pipeline.collector import RunCounts
 from vlprep.pipeline.inputs import prepare_inputs
 from vlprep.pipeline.progress import RunProgress
 from vlprep.pipeline.provenance import (
-    RECIPE_FILE,
     RecipeError,
     comparable,
     first_difference,
     job_recipe,
     recipe_json,
 )
-from vlprep.pipeline.store import INPUTS, Store, StoreError
+from vlprep.pipeline.report import BatchReport
 from vlprep.schemas import TABLES
 from vlprep.stages.base import AggregateStage
-
-RUNS = "_runs"  # one summary JSON per run
+from vlprep.store import INPUTS, RECIPE_FILE, RUNS, CommittedStore, Store, StoreError
+from vlprep.store.committer import Committer
+from vlprep.store.writer import BatchWriter, WrittenFile, compact
 
 AGGREGATE_IN_DRIVER_BYTES = 256 * 2**20  # smaller source tables are aggregated in the driver
 log = logging.getLogger("vlprep")
@@ -131,7 +131,11 @@ def run_summary(result: RunResult) -> dict:
             "partitions_written": c.partitions, "partitions_skipped": result.skipped_partitions,
             "rows": dict(c.rows), "seconds": round(result.seconds, 3),
             "videos_per_second": round(c.videos / result.seconds, 3) if result.seconds else None,
-            "stages": stages}
+            "stages": stages,
+            # the driver only commits: workers wrote every data byte, it received reports
+            "driver": {"pid": os.getpid(), "node": _driver_node(),
+                       "bytes_received": c.driver_bytes_received},
+            "bytes_written": c.bytes_written, "writers": dict(c.writers)}
 
 
 def _check_recipe(store: Store, recipe: dict) -> None:
@@ -156,8 +160,8 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     import ray
 
     _init_ray(job, address)
-    collector = PartitionCollector(store, expected, job.file.target_file_bytes, step.index,
-                                   counts=counts)
+    writer = BatchWriter(store.uri, job.file.target_file_bytes, step.index, dict(store.metadata))
+    committer = Committer(store, writer, expected, compact=_compact_on_a_worker)
     # One block per input partition: blocks are what flows between stages, so several let
     # every stage work at once. (Ray's Parquet reader merges small files into one block, and
     # one block would go through the stages in turn.)
@@ -170,26 +174,54 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     drops = frames_to_drop(step.stages)
     for i, spec in enumerate(step.stages):
         ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()),
-                        last=i == len(step.stages) - 1)
+                        writer=writer if i == len(step.stages) - 1 else None)
     label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
+
+    def note(commits) -> None:
+        for commit in commits:
+            counts.partitions += step.index == 0
+            for name, n in commit.rows.items():
+                counts.rows[name] += n
+
     with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            for record in adapters.to_records(batch):
-                collector.add(record, count_video=step.index == 0)
-                progress.advance(failed=adapters.new_error(record) is not None)
-    if collector.incomplete:
-        raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
+            counts.driver_bytes_received += batch.nbytes
+            for report in BatchReport.from_table(batch):
+                for video in report.videos:
+                    counts.note_video(video, count_video=step.index == 0)
+                    progress.advance(failed=video["error"] is not None)
+                if report.files:
+                    counts.writers[f"{report.writer['node']} {report.writer['pid']}"] += len(
+                        report.files)
+                for pid, (videos, files) in sorted(report.by_partition().items()):
+                    note(committer.add(pid, videos, files))
+        note(committer.finish())
+    counts.bytes_written += committer.bytes_committed
+    if committer.incomplete:
+        raise RuntimeError(f"partitions did not complete: {committer.incomplete}")
+    store.clear_writes()  # what no commit lists: dead attempts' files, compacted originals
+
+
+def _compact_on_a_worker(writer: BatchWriter, unit: str, files: list[WrittenFile]):
+    """Merge small files in a Ray task (no CPU reserved: it must not wait for the pass's
+    actors to let go of theirs); the driver only learns the new files' names."""
+    import ray
+
+    return ray.remote(num_cpus=0)(compact).remote(writer, unit, files).future()
+
+
+def _driver_node() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - informative only
+        return None
 
 
 def _failed_videos(store: Store) -> frozenset[str]:
-    """Videos with an errors row so far: a later pass does not try them again."""
-    import pyarrow.dataset as pads
-
-    files = store.table_files("errors")
-    if not files:
-        return frozenset()
-    table = pads.dataset(files, filesystem=store.fs, format="parquet").to_table(
-        columns=["video_id"])
+    """Videos with a committed errors row so far: a later pass does not try them again."""
+    table = CommittedStore(store).read("errors", ["video_id"], empty=TABLES["errors"])
     return frozenset(table.column("video_id").to_pylist())
 
 
@@ -208,7 +240,7 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
     stage = spec.build()
     stage.setup()
     source = TABLES[stage.source].empty_table().select(list(stage.columns))
-    files = store.table_files(stage.source)
+    files = CommittedStore(store).files(stage.source)
     # no source rows: empty totals of the partials' schema
     combiner = KeyedSums(list(stage.keys), stage.partial(source).schema)
     if files and _bytes_of(store, files) <= AGGREGATE_IN_DRIVER_BYTES:
@@ -230,6 +262,7 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
             combiner.add(batch)
     tables = stage.finalize(combiner.result())
     store.write_unit(unit, 0, tables, job.file.target_file_bytes)
+    store.clear_writes()
     for name, table in tables.items():
         counts.rows[name] += table.num_rows
 
@@ -255,7 +288,7 @@ def frames_to_drop(stages: list[StageSpec]) -> dict[str, tuple[str, ...]]:
 
 
 def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = (),
-               last: bool = False):
+               writer: BatchWriter | None = None):
     import ray
 
     res = spec.resources
@@ -265,7 +298,7 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
                   num_gpus=res.num_gpus or None, zero_copy_batch=False)
     if spec.cls.stateful:
-        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, last),
+        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, writer),
                               compute=ray.data.ActorPoolStrategy(
                                   size=res.concurrency,
                                   # a batch goes to an idle actor rather than queueing behind
@@ -273,7 +306,7 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
                                   max_tasks_in_flight_per_actor=1 if res.concurrency > 1 else 2),
                               **common)
     return ds.map_batches(adapters.run_stage_task,
-                          fn_kwargs={"spec": spec, "drop": drop, "last": last},
+                          fn_kwargs={"spec": spec, "drop": drop, "writer": writer},
                           compute=ray.data.TaskPoolStrategy(size=res.concurrency), **common)
 
 
