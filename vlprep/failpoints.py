@@ -20,7 +20,8 @@ ENV = "VLPREP_FAILPOINT"
 _hits: Counter = Counter()
 
 
-def failpoint(name: str) -> None:
+def failpoint(name: str, detail: str = "") -> None:
+    """`detail` (e.g. the file being written) goes into a kill-once marker, for the test."""
     spec = os.environ.get(ENV)
     if not spec:
         return
@@ -36,9 +37,11 @@ def failpoint(name: str) -> None:
         elif action.startswith("kill-once="):
             marker = action.split("=", 1)[1]
             try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 continue
+            os.write(fd, detail.encode())
+            os.close(fd)
             os.kill(os.getpid(), signal.SIGKILL)
         else:
             os.kill(os.getpid(), signal.SIGKILL)

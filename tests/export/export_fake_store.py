@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from vlprep.pipeline.store import Store
 from vlprep.schemas import TABLES, list_of_vectors, with_list_vector_dims
+from vlprep.store import Store
 
 VIDEOS = [f"v{i}" for i in range(8)]
 PARTITION = 3

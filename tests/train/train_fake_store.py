@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from vlprep.pipeline.store import Store
 from vlprep.schemas import TABLES, list_of_vectors, with_list_vector_dims, with_vector_dims
+from vlprep.store import Store
 
 START, END = 1, 2  # CLIP-style start/end ids of the fake texts
 WORDS = 10  # label word ids start here (bert_ids and clip_ids alike)

@@ -207,7 +207,12 @@ def _compact_on_a_worker(writer: BatchWriter, unit: str, files: list[WrittenFile
     actors to let go of theirs); the driver only learns the new files' names."""
     import ray
 
-    return ray.remote(num_cpus=0)(compact).remote(writer, unit, files).future()
+    if "compact" not in _REMOTE:
+        _REMOTE["compact"] = ray.remote(num_cpus=0)(compact)
+    return _REMOTE["compact"].remote(writer, unit, files).future()
+
+
+_REMOTE: dict = {}  # Ray remote functions, made once per driver
 
 
 def _driver_node() -> str | None:

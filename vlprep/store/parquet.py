@@ -39,4 +39,4 @@ def write_parquet(where, table: pa.Table, target_bytes: int,
         for i, start in enumerate(range(0, max(1, table.num_rows), row_group)):
             writer.write_table(table.slice(start, row_group), row_group_size=row_group)
             if i == 0:
-                failpoint("writer.file_open")
+                failpoint("writer.file_open", str(where))

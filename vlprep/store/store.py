@@ -160,8 +160,13 @@ class Store:
         files: dict[str, list[str]] = {}
         for f in written:
             files.setdefault(f.table, []).append(f.path)
-        return self.commit_unit(unit, videos, files,
-                                {t: d.num_rows for t, d in tables.items()})
+        commit = self.commit_unit(unit, videos, files,
+                                  {t: d.num_rows for t, d in tables.items()})
+        for attempt in {f.path.rsplit("/", 2)[0] for f in written}:  # emptied by the moves
+            self.fs.delete_dir(attempt)
+        if not self._list(TMP, WRITES):
+            self.clear_writes()
+        return commit
 
     # small files -------------------------------------------------------------------------
     def write_atomic(self, path: str, data: bytes) -> None:
