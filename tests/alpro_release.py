@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from vlprep.models.alpro import AlproPrompterConfig
+from vlprep.models.timesformer import TimeSformerConfig
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -105,3 +108,13 @@ def random_released_state(seed: int = 0, s: Sizes = FULL,
         else:
             state[key] = std * torch.randn(shape, generator=gen)
     return state
+
+
+# the prompter config that reads TINY (2 heads; text layers 0-1 of 4, i.e. fusion_layer 2)
+TINY_CONFIG = AlproPrompterConfig(
+    vision=TimeSformerConfig(image_size=TINY.image, patch_size=TINY.patch,
+                             num_frames=TINY.frames, embed_dim=TINY.width, depth=TINY.depth,
+                             num_heads=2),
+    vocab_size=TINY.vocab, hidden_size=TINY.width, text_layers=2, num_attention_heads=2,
+    intermediate_size=TINY.intermediate, max_position_embeddings=TINY.positions,
+    embed_dim=TINY.embed)

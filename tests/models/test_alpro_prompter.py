@@ -8,27 +8,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from alpro_release import TINY, random_released_state
+from alpro_release import TINY, TINY_CONFIG, random_released_state
 
 from vlprep.models.alpro import (
     CLIP_MEAN,
     CLIP_STD,
     AlproPrompter,
-    AlproPrompterConfig,
     alpro_ignore,
     mask_outside,
 )
 from vlprep.models.prompter import VIDEO_TEMPLATES
 from vlprep.models.prompter import AlproPrompter as ReExported
-from vlprep.models.timesformer import TimeSformerConfig
 
-TINY_CONFIG = AlproPrompterConfig(
-    vision=TimeSformerConfig(image_size=TINY.image, patch_size=TINY.patch,
-                             num_frames=TINY.frames, embed_dim=TINY.width, depth=TINY.depth,
-                             num_heads=2),
-    vocab_size=TINY.vocab, hidden_size=TINY.width, text_layers=2, num_attention_heads=2,
-    intermediate_size=TINY.intermediate, max_position_embeddings=TINY.positions,
-    embed_dim=TINY.embed)
 HEADS = 2
 
 
