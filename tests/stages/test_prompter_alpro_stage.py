@@ -129,8 +129,9 @@ def test_alpro_options(tiny_ckpt, bert_tokenizer_dir, tmp_path):
         PrompterOptions(prompter="alpro", checkpoint=tiny_ckpt)
     with pytest.raises(ValidationError, match="not a file"):
         PrompterOptions(prompter="alpro", checkpoint=str(tmp_path), tokenizer="builtin:demo")
-    with pytest.raises(ValidationError, match="prompter: clip"):
-        PrompterOptions(prompter="alpro", init="random", tokenizer="builtin:demo")
+    with pytest.raises(ValidationError, match="prompter: clip or alpro"):
+        PrompterOptions(prompter="alpro-vtc", init="random", tokenizer="builtin:demo")
+    assert PrompterOptions(prompter="alpro", init="random", tokenizer="builtin:demo").seed == 0
     opts = PrompterOptions(prompter="alpro", checkpoint=tiny_ckpt,
                            tokenizer=str(bert_tokenizer_dir))
     assert (opts.precision, opts.store_full, opts.ignore_rule) == ("fp32", False, "top_prob")

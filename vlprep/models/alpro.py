@@ -147,6 +147,21 @@ class AlproPrompter:
         tok = load_tokenizer(str(tokenizer), "bert")
         return cls(model, tok, resolve_device(device), checkpoint=path, **kwargs)
 
+    @classmethod
+    def random(cls, tokenizer, seed: int = 0, device: str = "cpu",
+               config: AlproPrompterConfig | None = None, **kwargs) -> AlproPrompter:
+        """Seeded random weights at the released size (demos, benchmarks), said loudly."""
+        from vlprep.models.clip import resolve_device
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AlproPrompterModel(config)
+        log.warning("ALPRO prompter is RANDOMLY INITIALISED (seed %d): its soft labels are NOT "
+                    "meaningful; set checkpoint to prompter_pretrained.pt for real ones", seed)
+        prompter = cls(model, tokenizer, resolve_device(device), **kwargs)
+        prompter._sha256 = f"random-seed-{seed}"
+        return prompter
+
     def _autocast(self):
         """fp32 by default, as ALPRO runs it (amp off in its configs); fp16/bf16 on request."""
         return autocast(self.device, self.precision)

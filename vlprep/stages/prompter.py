@@ -102,8 +102,8 @@ class PrompterOptions(WeightsOptions):
         if self.init == "random":
             if self.checkpoint is not None:
                 raise ValueError("give either a checkpoint or init: random, not both")
-            if self.prompter != "clip":
-                raise ValueError("init: random is for prompter: clip")
+            if self.prompter == "alpro-vtc":
+                raise ValueError("init: random is for prompter: clip or alpro")
             if self.tokenizer is None:
                 raise ValueError("init: random needs a tokenizer (a directory or builtin:demo)")
             return self
@@ -131,12 +131,16 @@ def build_prompter(opts: PrompterOptions):
     device = resolve_device(opts.device)
     if opts.prompter == "alpro":
         from vlprep.models.alpro import AlproPrompter
+        from vlprep.models.tokenizers import load_tokenizer
 
         # frame_batch counts crop frames, as for the other prompters: T frames a crop video
-        return AlproPrompter.from_checkpoint(
-            opts.checkpoint, tokenizer=opts.tokenizer, device=str(device),  # type: ignore[arg-type]
-            precision=opts.precision, video_batch=max(1, opts.frame_batch // 4),
-            text_batch=opts.text_batch)
+        speed = {"precision": opts.precision, "video_batch": max(1, opts.frame_batch // 4),
+                 "text_batch": opts.text_batch}
+        if opts.init == "random":
+            return AlproPrompter.random(load_tokenizer(opts.tokenizer, "bert"),  # type: ignore[arg-type]
+                                        opts.seed, str(device), **speed)
+        return AlproPrompter.from_checkpoint(opts.checkpoint, tokenizer=opts.tokenizer,  # type: ignore[arg-type]
+                                             device=str(device), **speed)
     if opts.prompter == "alpro-vtc":
         from vlprep.models.vtc import VtcPrompter, load_vtc
 
