@@ -11,7 +11,7 @@ import pytest
 from e2e_helpers import read_rows, run_cli, store_files, write_job
 from media import sample_videos
 
-from vlprep.pipeline.failpoints import ENV as FAILPOINT_ENV
+from vlprep.failpoints import ENV as FAILPOINT_ENV
 from vlprep.pipeline.journal import CRASH_REASON
 
 TABLES = ("videos", "clip_frames", "texts", "errors")

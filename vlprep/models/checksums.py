@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-
-class RecipeError(ValueError):
-    """A store/recipe or checkpoint mismatch; one line."""
+from vlprep.errors import RecipeError
 
 
 def file_sha256(path: Path) -> str:

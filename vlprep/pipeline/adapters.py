@@ -16,13 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlprep.jobs.config import StageSpec
-from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import Journal, run_journaled
-from vlprep.pipeline.report import EARLIER, TIMINGS, new_error, write_batch
-from vlprep.stages.base import Record, Stage
+from vlprep.pipeline.report import write_batch
+from vlprep.stages.base import Stage
+from vlprep.stages.record import Record, charge, failed, failed_earlier
 from vlprep.store.writer import BatchWriter
-
-__all__ = ["EARLIER", "TIMINGS", "new_error"]
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -63,7 +61,7 @@ def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> 
     records = batch.to_pylist()
     for record in records:
         if record["video_id"] in failed:
-            record[ERROR] = {"stage": EARLIER, "error": "failed in an earlier pass"}
+            failed_earlier(record)
     return from_records(records)
 
 
@@ -76,12 +74,12 @@ def _timed(stage: Stage, records: list[Record], journal: Journal | None,
     """Run the stage and charge each live video its share of the batch's seconds; then drop
     the record keys (sampled frames) that no later stage reads, or, after the pass's last
     stage (given the pass's `writer`), write the rows here and pass on only the report."""
-    live = [r for r in records if not r.get(ERROR)]
+    live = [r for r in records if not failed(r)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
-        record.setdefault(TIMINGS, {})[stage.name] = share
+        charge(record, stage.name, share)
     if writer is not None:  # the pass's last stage: rows go to storage, metadata on
         return write_batch(writer, records).to_table()
     for record in records:

@@ -26,9 +26,10 @@ import pyarrow as pa
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job
 from vlprep.jobs.manifest import read_manifest
-from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.pipeline.provenance import job_recipe, recipe_json
-from vlprep.stages.base import OUTPUTS, AggregateStage
+from vlprep.stages.base import AggregateStage
+from vlprep.stages.record import ERROR, OUTPUTS
 from vlprep.store import Store, open_filesystem
 from vlprep.store.parquet import write_parquet
 

@@ -13,20 +13,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.pipeline.guard import ERROR
-from vlprep.stages.base import OUTPUTS, Record
+from vlprep.stages.record import Record, new_error, outputs, timings
 from vlprep.store.writer import BatchWriter, WrittenFile, writer_identity
 
-TIMINGS = "_seconds"  # per stage: this video's share of its batches' wall time
-EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
 REPORT = pa.schema([pa.field("report", pa.large_string())])
-
-
-def new_error(record: Record) -> dict | None:
-    """The record's error when this pass made it (not one carried over from an earlier
-    pass, which was counted and written then)."""
-    error = record.get(ERROR)
-    return error if error and error["stage"] != EARLIER else None
 
 
 @dataclass
@@ -61,8 +51,8 @@ class BatchReport:
 def write_batch(writer: BatchWriter, records: list[Record]) -> BatchReport:
     """Write the records' pending rows (worker side) and report them."""
     rows = [(r["partition"], table, data) for r in records
-            for table, data in r.get(OUTPUTS, {}).items()]
+            for table, data in outputs(r).items()]
     files = writer.write(rows)
     videos = [{"video_id": r["video_id"], "partition": r["partition"], "error": new_error(r),
-               "seconds": r.get(TIMINGS, {})} for r in records]
+               "seconds": timings(r)} for r in records]
     return BatchReport(videos, files, writer_identity() if files else {})

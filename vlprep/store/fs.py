@@ -7,9 +7,9 @@ import os
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from vlprep.errors import StoreError
 
-class StoreError(RuntimeError):
-    """The store cannot be read or written; the message is one line."""
+__all__ = ["StoreError", "has_scheme", "open_filesystem"]
 
 
 def has_scheme(uri: str) -> bool:
