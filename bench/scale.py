@@ -100,7 +100,8 @@ def run_one(work: Path, code: Path | None, videos: int, patch: bool, args) -> di
     env = dict(os.environ)
     if code:
         env["PYTHONPATH"] = f"{code}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    out = subprocess.run([sys.executable, __file__, "--child", str(job)], capture_output=True,
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(job)],
+                         capture_output=True,
                          text=True, timeout=3600, env=env, cwd=code or None)
     if out.returncode != 0:
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
