@@ -21,19 +21,20 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from vlprep.schemas import SOFT_LABELS
-from vlprep.stages.base import Contract, Record, Resources, Stage, WeightsOptions, emit
+from vlprep.stages.backbone import BackboneStage, Encoder, ModelOptions, Runtime
+from vlprep.stages.base import Contract, Record, Resources
 from vlprep.stages.crops import crop_view, sample_boxes
-from vlprep.stages.frames import get_frames
+from vlprep.stages.frames import SampledFrames
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-class PrompterOptions(WeightsOptions):
+class PrompterOptions(ModelOptions):
     """`checkpoint`: a CLIP model directory (both towers) or a VTC checkpoint directory."""
 
     # `model_config` is pydantic's own attribute, so the job key is an alias of `clip_config`.
     model_config = ConfigDict(populate_by_name=True)
-    speed_only = frozenset({"device", "frame_batch", "text_batch"})
+    speed_only = frozenset({"frame_batch", "text_batch"})
 
     prompter: Literal["clip", "alpro-vtc"] = Field(
         default="clip", description="CLIP model dir, or a `vlprep train alpro --vtc-only` dir")
@@ -42,8 +43,6 @@ class PrompterOptions(WeightsOptions):
         description="CLIPConfig overrides for init: random (vision_config, text_config, ...)")
     tokenizer: str | None = Field(
         default=None, description="CLIP tokenizer dir or builtin:demo (default: checkpoint)")
-    device: str = "auto"
-    frames: str = Field(default="frames", description="record key of the sampled frames")
     num_crops: int = Field(default=4, gt=0, description="K crops per video")
     crop_seed: int = Field(default=0, ge=0, description="crops depend on (crop_seed, video)")
     crop_scale: tuple[float, float] = (0.3, 0.5)
@@ -96,39 +95,31 @@ def build_prompter(opts: PrompterOptions):
     if opts.prompter == "alpro-vtc":
         from vlprep.models.vtc import VtcPrompter, load_vtc
 
-        model, tokenizer, config = load_vtc(opts.checkpoint)  # type: ignore[arg-type]
+        model, tokenizer, config = load_vtc(opts.checkpoint_path)
         return VtcPrompter(model, tokenizer, config, device, opts.frame_batch,
                            text_batch=opts.text_batch)
     from vlprep.models.prompter import ClipPrompter, load_clip_model, random_clip_model
     from vlprep.models.tokenizers import load_tokenizer
 
-    tokenizer = load_tokenizer(opts.tokenizer or opts.checkpoint, "clip")  # type: ignore[arg-type]
+    tokenizer = load_tokenizer(opts.tokenizer or opts.checkpoint_path, "clip")
     if opts.init == "random":
         model = random_clip_model(tokenizer, opts.seed, opts.clip_config)
     else:
-        model = load_clip_model(opts.checkpoint)  # type: ignore[arg-type]
+        model = load_clip_model(opts.checkpoint_path)
     return ClipPrompter(model, tokenizer, device, opts.frame_batch, opts.text_batch)
 
 
-class PrompterStage(Stage[PrompterOptions]):
+class PrompterStage(BackboneStage[PrompterOptions], kind="prompter", table="soft_labels",
+                    resources=Resources(num_cpus=1.0, batch_size=4, concurrency=1)):
     """Emits K `soft_labels` rows per video; adds nothing to the record."""
 
-    kind = "prompter"
-    Options = PrompterOptions
-    stateful = True
-    tables = ("soft_labels",)
-    default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
-
-    model: Any = None
+    entities: list[str] | None = None  # read from the store, unless set before setup
 
     @classmethod
     def contract(cls, options: PrompterOptions) -> Contract:
         return Contract(reads=(options.frames,), needs=("entities",), tables=cls.tables)
-    entities: list[str] | None = None  # read from the store, unless set before setup
 
-    def setup(self) -> None:
-        if self.model is not None:
-            return
+    def load(self) -> Runtime:
         from vlprep.stages.entities import read_entities
 
         if self.entities is None:
@@ -137,15 +128,16 @@ class PrompterStage(Stage[PrompterOptions]):
             self.entities = read_entities(self.store)
         if not self.entities:
             raise RuntimeError(f"store {self.store}: the entities table is empty")
-        self.model = build_prompter(self.options)
+        self.prompter = build_prompter(self.options)
         self.prompts: dict[str, np.ndarray] = {}
+        return Encoder("torch", self.prompter.embed_images, self.prompter)
 
     def prompt_embeddings(self, templates: str) -> np.ndarray:
         """E x D prompt ensemble of the entities for "video" or "image" templates (cached)."""
         from vlprep.models.prompter import TEMPLATES, prompt_embeddings
 
         if templates not in self.prompts:
-            self.prompts[templates] = prompt_embeddings(self.model, self.entities,
+            self.prompts[templates] = prompt_embeddings(self.prompter, self.entities,
                                                         TEMPLATES[templates])
         return self.prompts[templates]
 
@@ -156,36 +148,32 @@ class PrompterStage(Stage[PrompterOptions]):
         return "image" if str(record.get("path", "")).lower().endswith(IMAGE_SUFFIXES) \
             else "video"
 
-    def __call__(self, batch: list[Record]) -> list[Record]:
-        self.setup()
+    def inputs(self, record: Record, sampled: SampledFrames) -> tuple[np.ndarray, Any]:
+        """K boxes of the video, the same box cut from every frame: K x N crop images."""
         opts = self.options
-        size = self.model.image_size
-        views, plan = [], []
-        for record in batch:
-            sampled = get_frames(record, opts.frames)
-            h, w = sampled.frames.shape[1:3]
-            boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
-                                 opts.patch_size, opts.crop_scale, opts.crop_ratio)
-            views += [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes]
-            plan.append((record, sampled, boxes))
-        embeddings = self.model.embed_images(np.concatenate(views))
-        start = 0
-        for record, sampled, boxes in plan:
-            n, k = len(sampled), len(boxes)
-            per_frame = embeddings[start:start + n * k].reshape(k, n, -1)
-            start += n * k
-            pooled = per_frame.mean(axis=1)
-            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
-            emit(record, "soft_labels", self.rows(record, sampled.indices, boxes, pooled))
-        return batch
+        h, w = sampled.frames.shape[1:3]
+        boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
+                             opts.patch_size, opts.crop_scale, opts.crop_ratio)
+        size = self.prompter.image_size
+        return np.concatenate([crop_view(sampled.frames, box, opts.crop_view, size)
+                               for box in boxes]), boxes
 
-    def rows(self, record: Record, indices: np.ndarray, boxes: list, crops: np.ndarray
+    def rows(self, record: Record, sampled: SampledFrames, outputs: np.ndarray, extra: Any
              ) -> pa.Table:
+        """The crop's frame embeddings averaged into one unit-norm embedding per box, scored
+        against the entity prompts."""
+        boxes = extra
+        pooled = outputs.reshape(len(boxes), len(sampled), -1).mean(axis=1)
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
+        return self.soft_label_rows(record, sampled.indices, boxes, pooled)
+
+    def soft_label_rows(self, record: Record, indices: np.ndarray, boxes: list,
+                        crops: np.ndarray) -> pa.Table:
         from vlprep.models.prompter import float32_down, soft_labels, top_k
 
         opts = self.options
         templates = self.templates_for(record)
-        temperature = opts.temperature or self.model.temperature
+        temperature = opts.temperature or self.prompter.temperature
         probs = soft_labels(crops, self.prompt_embeddings(templates), temperature)
         ids, best = top_k(probs, opts.top_k)
         best = float32_down(best)
