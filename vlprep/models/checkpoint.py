@@ -25,8 +25,8 @@ from vlprep.errors import CheckpointError
 UNUSED_IN_EVAL = ("num_batches_tracked",)  # BatchNorm's step counter: absent in many files
 
 
-def read_state_dict(path: str | Path, wrappers: tuple[str, ...] = ("model", "state_dict")
-                    ) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, wrappers: tuple[str, ...] = ("model", "state_dict"),
+                    mmap: bool = False) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -36,9 +36,11 @@ def read_state_dict(path: str | Path, wrappers: tuple[str, ...] = ("model", "sta
         state: Any = load_file(str(path))
     else:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path}: not a loadable state dict ({e})") from None
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CheckpointError(f"{path}: not a loadable state dict (torch.load with "
+                                  f"weights_only: {reason})") from None
     for wrapper in wrappers:
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -126,7 +126,8 @@ class BackboneStage(Stage[OptionsT]):
     (``class ClipStage(BackboneStage[ClipOptions], kind="clip", table="clip_frames",
     resources=...)``) and write :meth:`load` and :meth:`rows`; :meth:`inputs` and
     :meth:`units` when an input is not one sampled frame (S3D's windows, the prompter's
-    crops); :meth:`leaves` and :meth:`leave` when they leave a record key for later stages.
+    crops; :meth:`batch_inputs` when they do not concatenate); :meth:`leaves` and
+    :meth:`leave` when they leave a record key for later stages.
     """
 
     stateful: ClassVar[bool] = True
@@ -165,13 +166,17 @@ class BackboneStage(Stage[OptionsT]):
         """The model, on ``self.device``, behind one call."""
         raise NotImplementedError
 
-    def inputs(self, record: Record, sampled: SampledFrames) -> tuple[np.ndarray, Any]:
+    def inputs(self, record: Record, sampled: SampledFrames) -> tuple[Any, Any]:
         """What goes into the model for one video, and what :meth:`rows` needs besides."""
         return sampled.frames, None
 
-    def units(self, sampled: SampledFrames, inputs: np.ndarray) -> int:
+    def units(self, sampled: SampledFrames, inputs: Any) -> int:
         """How many outputs the model gives for one video's inputs (default: one each)."""
         return len(inputs)
+
+    def batch_inputs(self, parts: list[Any]) -> Any:
+        """The model's input for the whole batch from each video's (default: concatenated)."""
+        return np.concatenate(parts)
 
     def rows(self, record: Record, sampled: SampledFrames, outputs: Any, extra: Any
              ) -> pa.Table:
@@ -186,7 +191,7 @@ class BackboneStage(Stage[OptionsT]):
         sampled = [get_frames(record, self.options.frames) for record in batch]
         prepared = [self.inputs(record, s) for record, s in zip(batch, sampled, strict=True)]
         counts = [self.units(s, x) for s, (x, _) in zip(sampled, prepared, strict=True)]
-        outputs = self.model(np.concatenate([x for x, _ in prepared]))
+        outputs = self.model(self.batch_inputs([x for x, _ in prepared]))
         start = 0
         for record, s, (_, extra), n in zip(batch, sampled, prepared, counts, strict=True):
             part = take(outputs, start, start + n)
