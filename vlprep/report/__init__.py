@@ -1,0 +1,13 @@
+"""`vlprep report`: an offline HTML report of a store, drawn on the frames the features came
+from, with feature-health rules for pipelines (`--check`).
+
+Modules: :mod:`.source` (reading committed data), :mod:`.summary` (tables, stages, errors,
+runs, recipe), :mod:`.health` (streamed feature statistics, duplicates), :mod:`.checks` (the
+rules), :mod:`.frames` (re-decoding with the store's recipe), :mod:`.cards` (per-video cards),
+:mod:`.texts` (nouns and verbs marked), :mod:`.drawing` (PNGs), :mod:`.html` (the page),
+:mod:`.build` (all of it in order).
+"""
+
+from vlprep.report.build import Report, build_report
+
+__all__ = ["Report", "build_report"]
