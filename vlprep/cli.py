@@ -280,6 +280,9 @@ def weights_verify(
 
 
 def _mount_subcommands() -> None:
+    from vlprep.report.cli import report
+
+    app.command()(report)
     from vlprep.jobs.convert_cli import app as manifest_app
 
     app.add_typer(manifest_app, name="manifest",

@@ -8,6 +8,15 @@ rules), :mod:`.frames` (re-decoding with the store's recipe), :mod:`.cards` (per
 :mod:`.build` (all of it in order).
 """
 
-from vlprep.report.build import Report, build_report
+from typing import Any
 
 __all__ = ["Report", "build_report"]
+
+
+def __getattr__(name: str) -> Any:
+    """Imported on first use, so that `vlprep --help` does not load numpy and matplotlib."""
+    if name in __all__:
+        from vlprep.report import build
+
+        return getattr(build, name)
+    raise AttributeError(name)

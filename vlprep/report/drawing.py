@@ -43,7 +43,7 @@ class Assets:
 
     def save_image(self, image: Image.Image, stem: str) -> str:
         path, rel = self.name(stem)
-        image.save(path, optimize=True)
+        image.save(path, compress_level=6)
         return rel
 
     def save_figure(self, fig, stem: str) -> str:
