@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-from store_surgery import add_error, copy_store, first_file, keep_stages, rewrite, set_vectors, \
-    uncommit
+from store_surgery import (
+    add_error,
+    copy_store,
+    first_file,
+    keep_stages,
+    rewrite,
+    set_vectors,
+    uncommit,
+)
 from typer.testing import CliRunner
 
 from vlprep.cli import app

@@ -75,9 +75,24 @@ class _Progress:
         return lambda n: self.bar.advance(task, n)
 
 
+class MissingExtra(ImportError):
+    """An optional dependency of the report is not installed; the message says how."""
+
+
+def require_extras() -> None:
+    """Fail up front, with the fix, rather than halfway through a large store."""
+    import importlib.util
+
+    missing = [m for m in ("matplotlib", "faiss") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingExtra(f"vlprep report needs {' and '.join(missing)}: "
+                           "pip install 'vlprep[report]'")
+
+
 def build_report(uri: str, out: str | Path, videos: int = 8, seed: int = 0,
                  quiet: bool = True) -> Report:
     """Write `out`/index.html and `out`/assets/; raises StoreError for an unreadable store."""
+    require_extras()
     src = ReportSource(uri)
     out = Path(out)
     if (out / drawing.ASSETS).is_dir():

@@ -57,16 +57,26 @@ class Card:
 
 def pick_videos(src: ReportSource, failed: dict[str, list[str]], n: int, seed: int
                 ) -> list[tuple[str, str, int]]:
-    """(video_id, path, partition) of the videos to show, sampled first, then failed ones."""
-    inputs = src.inputs()
-    done = {int(c.unit[5:]) for c in src.store.commits() if c.unit.startswith("part-")}
-    rows = [(v, p, int(k)) for v, p, k in zip(inputs.column("video_id").to_pylist(),
-                                              inputs.column("path").to_pylist(),
-                                              inputs.column("partition").to_pylist(),
-                                              strict=True) if int(k) in done]
-    good = [r for r in rows if r[0] not in failed]
-    picked = random.Random(seed).sample(good, min(n, len(good)))
-    bad = [r for r in rows if r[0] in failed][:MAX_ERROR_CARDS]
+    """(video_id, path, partition) of the videos to show: `n` drawn uniformly (a seeded
+    reservoir over the committed partitions, read one at a time), then the failed ones."""
+    done = sorted(int(c.unit[5:]) for c in src.store.commits() if c.unit.startswith("part-"))
+    rng = random.Random(seed)
+    picked: list[tuple[str, str, int]] = []
+    bad: list[tuple[str, str, int]] = []
+    seen = 0
+    for pid in done:
+        part = src.inputs_of(pid)
+        for vid, path in zip(part.column("video_id").to_pylist(),
+                             part.column("path").to_pylist(), strict=True):
+            if vid in failed:
+                if len(bad) < MAX_ERROR_CARDS:
+                    bad.append((vid, path, pid))
+                continue
+            seen += 1
+            if len(picked) < n:
+                picked.append((vid, path, pid))
+            elif (j := rng.randrange(seen)) < n:
+                picked[j] = (vid, path, pid)
     return sorted(picked, key=lambda r: (r[2], r[0])) + bad
 
 
@@ -245,7 +255,8 @@ class CardMaker:
 
 
 def _css(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    r, g, b = rgb
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def make_cards(src: ReportSource, assets: Assets, failed: dict[str, list[str]], n: int,

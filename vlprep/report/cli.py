@@ -23,13 +23,13 @@ def report(
     import logging
 
     from vlprep.pipeline.store import StoreError
-    from vlprep.report import build_report
+    from vlprep.report.build import MissingExtra, build_report
 
     logging.basicConfig(level=logging.WARNING, format="vlprep: %(levelname)s %(message)s")
     try:
         result = build_report(store, out or "vlprep-report", videos=videos, seed=seed,
                               quiet=quiet)
-    except (StoreError, OSError) as e:
+    except (StoreError, MissingExtra, OSError) as e:
         typer.echo(f"vlprep: {' '.join(str(e).split())}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"report: {result.index.resolve()}")

@@ -179,16 +179,3 @@ def draw_tracks(frames: Sequence[np.ndarray], boxes: np.ndarray, mask: np.ndarra
         images.append(image)
         counts.append(n)
     return images, counts
-
-
-def strip(images: Sequence[Image.Image], height: int = 160) -> Image.Image:
-    """Images side by side, each scaled to `height` (one PNG per row keeps requests few)."""
-    scaled = [im.resize((max(1, round(im.width * height / im.height)), height))
-              for im in images]
-    out = Image.new("RGB", (sum(im.width for im in scaled) + 4 * max(0, len(scaled) - 1),
-                            height), (255, 255, 255))
-    x = 0
-    for im in scaled:
-        out.paste(im, (x, 0))
-        x += im.width + 4
-    return out

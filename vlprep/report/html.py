@@ -132,7 +132,9 @@ def health_html(parts: dict[str, Any], failures: list[Failure]) -> str:
         out.append("<p class='ok' id='health-ok'>health check passed</p>")
     out.append(_table(["table.column", "dim", "vectors", "null rows", "NaN", "Inf", "all-zero",
                        "norm min", "mean", "max"], [
-        [f"{escape(c.table)}.{escape(c.column)}", c.dim, c.vectors, c.null_rows,
+        [f"{escape(c.table)}.{escape(c.column)}"
+         + (" <small>(not written: optional, all null)</small>" if c.vectors == 0 else ""),
+         c.dim, c.vectors, c.null_rows,
          f"<span class='{'bad' if c.nan else 'ok'}'>{c.nan:,}</span>",
          f"<span class='{'bad' if c.inf else 'ok'}'>{c.inf:,}</span>",
          f"<span class='{'bad' if c.zero else 'ok'}'>{c.zero:,}</span>",

@@ -61,16 +61,12 @@ class ReportSource:
                 out.append(summary)
         return out
 
-    def inputs(self, columns: tuple[str, ...] = ("video_id", "path", "partition")) -> pa.Table:
-        """The normalised manifest of every partition (small: ids and paths)."""
-        parts = []
-        for pid in range(len(self.index.get("sizes", []))):
-            path = self.store.path(INPUTS, f"part-{pid:06d}.parquet")
-            if self._is_file(path):
-                parts.append(pq.read_table(path, columns=list(columns), filesystem=self.store.fs))
-        if not parts:
+    def inputs_of(self, pid: int, columns: tuple[str, ...] = ("video_id", "path")) -> pa.Table:
+        """The normalised manifest rows of one input partition."""
+        path = self.store.path(INPUTS, f"part-{pid:06d}.parquet")
+        if not self._is_file(path):
             return pa.table({c: pa.array([], pa.string()) for c in columns})
-        return pa.concat_tables(parts)
+        return pq.read_table(path, columns=list(columns), filesystem=self.store.fs)
 
     # tables --------------------------------------------------------------------------------
     def tables(self) -> list[str]:
@@ -121,10 +117,7 @@ class ReportSource:
     def partition_of(self, ids: set[str]) -> dict[str, int]:
         """Input partition of each of `ids` (the manifest is read a partition at a time)."""
         out: dict[str, int] = {}
-        for pid in range(len(self.index.get("sizes", []))):
-            path = self.store.path(INPUTS, f"part-{pid:06d}.parquet")
-            if not ids or not self._is_file(path):
-                continue
-            vids = pq.read_table(path, columns=["video_id"], filesystem=self.store.fs)
-            out.update({v: pid for v in vids.column(0).to_pylist() if v in ids})
+        for pid in range(len(self.index.get("sizes", [])) if ids else 0):
+            vids = self.inputs_of(pid, ("video_id",)).column(0).to_pylist()
+            out.update({v: pid for v in vids if v in ids})
         return out
