@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlprep.errors import VlprepError
 from vlprep.report import drawing
 from vlprep.report.cards import Card, make_cards
 from vlprep.report.checks import Failure, check_store
@@ -75,7 +76,7 @@ class _Progress:
         return lambda n: self.bar.advance(task, n)
 
 
-class MissingExtra(ImportError):
+class MissingExtra(VlprepError, ImportError):
     """An optional dependency of the report is not installed; the message says how."""
 
 

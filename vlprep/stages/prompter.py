@@ -21,7 +21,7 @@ import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from vlprep.schemas import SOFT_LABELS
-from vlprep.stages.base import Record, Resources, Stage, WeightsOptions, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, WeightsOptions, emit
 from vlprep.stages.crops import crop_view, sample_boxes
 from vlprep.stages.frames import get_frames
 
@@ -33,6 +33,7 @@ class PrompterOptions(WeightsOptions):
 
     # `model_config` is pydantic's own attribute, so the job key is an alias of `clip_config`.
     model_config = ConfigDict(populate_by_name=True)
+    speed_only = frozenset({"device", "frame_batch", "text_batch"})
 
     prompter: Literal["clip", "alpro-vtc"] = Field(
         default="clip", description="CLIP model dir, or a `vlprep train alpro --vtc-only` dir")
@@ -109,7 +110,7 @@ def build_prompter(opts: PrompterOptions):
     return ClipPrompter(model, tokenizer, device, opts.frame_batch, opts.text_batch)
 
 
-class PrompterStage(Stage):
+class PrompterStage(Stage[PrompterOptions]):
     """Emits K `soft_labels` rows per video; adds nothing to the record."""
 
     kind = "prompter"
@@ -119,6 +120,10 @@ class PrompterStage(Stage):
     default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
 
     model: Any = None
+
+    @classmethod
+    def contract(cls, options: PrompterOptions) -> Contract:
+        return Contract(reads=(options.frames,), needs=("entities",), tables=cls.tables)
     entities: list[str] | None = None  # read from the store, unless set before setup
 
     def setup(self) -> None:
@@ -132,7 +137,7 @@ class PrompterStage(Stage):
             self.entities = read_entities(self.store)
         if not self.entities:
             raise RuntimeError(f"store {self.store}: the entities table is empty")
-        self.model = build_prompter(self.options)  # type: ignore[arg-type]
+        self.model = build_prompter(self.options)
         self.prompts: dict[str, np.ndarray] = {}
 
     def prompt_embeddings(self, templates: str) -> np.ndarray:
@@ -145,7 +150,7 @@ class PrompterStage(Stage):
         return self.prompts[templates]
 
     def templates_for(self, record: Record) -> str:
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.templates != "auto":
             return opts.templates
         return "image" if str(record.get("path", "")).lower().endswith(IMAGE_SUFFIXES) \
@@ -153,7 +158,7 @@ class PrompterStage(Stage):
 
     def __call__(self, batch: list[Record]) -> list[Record]:
         self.setup()
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         size = self.model.image_size
         views, plan = [], []
         for record in batch:
@@ -178,7 +183,7 @@ class PrompterStage(Stage):
              ) -> pa.Table:
         from vlprep.models.prompter import float32_down, soft_labels, top_k
 
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         templates = self.templates_for(record)
         temperature = opts.temperature or self.model.temperature
         probs = soft_labels(crops, self.prompt_embeddings(templates), temperature)

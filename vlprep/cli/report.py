@@ -1,4 +1,4 @@
-"""`vlprep report STORE`: the command (mounted by vlprep.cli)."""
+"""`vlprep report STORE`: an offline HTML report of a store (vlprep.report)."""
 
 from __future__ import annotations
 
@@ -6,32 +6,27 @@ from typing import Annotated
 
 import typer
 
+from vlprep.cli.errors import reported, setup_logging
+from vlprep.errors import FAILED_EXIT
+
 
 def report(
     store: Annotated[str, typer.Argument(help="store path or URI (s3://...)")],
-    out: Annotated[str | None, typer.Option(
-        help="report folder (default: ./vlprep-report)")] = None,
+    out: Annotated[str, typer.Option(help="report folder")] = "vlprep-report",
     videos: Annotated[int, typer.Option(min=0, help="video cards drawn at random")] = 8,
     seed: Annotated[int, typer.Option(help="seed of the video draw")] = 0,
     open_: Annotated[bool, typer.Option("--open", help="open the report in a browser")] = False,
     check: Annotated[bool, typer.Option(
-        "--check", help="exit 1 when a health rule fails (NaN/Inf/zero embeddings, "
-                        "too few rows)")] = False,
+        "--check", help="exit 1 when a health rule fails (NaN/Inf/all-zero embeddings, "
+                        "a table with fewer rows than its videos need)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """An offline HTML report of a store: summary, feature health, per-video cards."""
-    import logging
+    from vlprep.report.build import build_report
 
-    from vlprep.pipeline.store import StoreError
-    from vlprep.report.build import MissingExtra, build_report
-
-    logging.basicConfig(level=logging.WARNING, format="vlprep: %(levelname)s %(message)s")
-    try:
-        result = build_report(store, out or "vlprep-report", videos=videos, seed=seed,
-                              quiet=quiet)
-    except (StoreError, MissingExtra, OSError) as e:
-        typer.echo(f"vlprep: {' '.join(str(e).split())}", err=True)
-        raise typer.Exit(2) from None
+    setup_logging(True)
+    with reported(failed="report failed", usage=(OSError,)):
+        result = build_report(store, out, videos=videos, seed=seed, quiet=quiet)
     typer.echo(f"report: {result.index.resolve()}")
     for failure in result.failures:
         typer.echo(f"health: FAILED {failure}", err=True)
@@ -42,4 +37,4 @@ def report(
 
         webbrowser.open(result.index.resolve().as_uri())
     if check and result.failures:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED_EXIT)
