@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,10 +95,9 @@ def build_report(uri: str, out: str | Path, videos: int = 8, seed: int = 0,
     require_extras()
     src = ReportSource(uri)
     out = Path(out)
-    if (out / drawing.ASSETS).is_dir():
-        shutil.rmtree(out / drawing.ASSETS)  # a rebuilt report holds no stale images
     out.mkdir(parents=True, exist_ok=True)
     assets = drawing.Assets(out)
+    assets.clear()  # a rebuilt report holds no stale images (only ours are removed)
     with _Progress(quiet) as progress:
         summary = build_summary(src, assets)
         rows = sum(v["rows"] for t, v in summary.tables.items()

@@ -35,6 +35,11 @@ class Assets:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._count = 0
 
+    def clear(self) -> None:
+        """Delete the images an earlier report wrote here (names `NNNN-*.png`)."""
+        for path in self.dir.glob("[0-9][0-9][0-9][0-9]-*.png"):
+            path.unlink()
+
     def name(self, stem: str) -> tuple[Path, str]:
         self._count += 1
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60]
