@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlprep.schemas import list_of_vectors
+from vlprep.columns import list_of_vectors
 
 
 def copy_store(src: Path, dst: Path) -> Path:
