@@ -90,6 +90,21 @@ def test_batched_across_videos_like_one_by_one(tiny, tiny_ckpt, bert_tokenizer_d
     assert both[1] == rows_of(stage, [record("b", n=2, seed=2)])[0]
 
 
+def test_an_image_is_repeated_to_the_model_frames(tiny, tiny_ckpt, bert_tokenizer_dir):
+    stage = stage_for(tiny, tiny_ckpt, bert_tokenizer_dir, num_crops=1, top_k=8)
+    rec = record("img", n=1, seed=3)
+    rec["path"] = "/photos/cat.jpg"
+    [[row]] = rows_of(stage, [rec])
+    box = sample_boxes("img", 0, 1, TINY.image, TINY.image)[0]
+    repeated = np.repeat(rec["frames"].frames, TINY.frames, axis=0)  # ALPRO: num_frm copies
+    crop = tiny.embed_crops(repeated, [(box.left, box.top, box.width, box.height)])
+    from vlprep.models.prompter import IMAGE_TEMPLATES
+
+    probs = tiny.soft_labels(crop, tiny.embed_prompts(ENTITIES, IMAGE_TEMPLATES))[0]
+    assert row["templates"] == "image" and row["frame_indices"] == [0]
+    np.testing.assert_allclose(row["probs"], np.sort(probs)[::-1], rtol=1e-5)
+
+
 def test_alpro_literal_ignore_rule(tiny, tiny_ckpt, bert_tokenizer_dir):
     records = [record(f"v{i}", seed=i) for i in range(6)]
     stage = stage_for(tiny, tiny_ckpt, bert_tokenizer_dir, ignore_rule="argmax_index",

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from vlprep.models.clip import CheckpointError
+from vlprep.errors import CheckpointError
 
 VISION, TEXT = "visual_encoder.model.", "text_encoder.bert."
 TEXT_NO_BERT = "text_encoder."

@@ -243,7 +243,10 @@ class PrompterStage(Stage[PrompterOptions]):
                                  f"takes {size}x{size} (sample at size {size})")
             boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
                                  opts.patch_size, opts.crop_scale, opts.crop_ratio)
-            views += [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes]
+            frames = sampled.frames
+            if videos and len(frames) == 1:  # an image: ALPRO repeats it num_frm times
+                frames = np.repeat(frames, self.model.num_frames, axis=0)
+            views += [crop_view(frames, box, opts.crop_view, size) for box in boxes]
             plan.append((record, sampled, boxes))
         crops = self.embed_videos(views) if videos else self.pooled_frames(views)
         for (record, sampled, boxes), start in zip(plan, np.cumsum(
