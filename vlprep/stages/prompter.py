@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from vlprep.columns import list_rows
 from vlprep.models.accel import Precision
 from vlprep.schemas import SOFT_LABELS
 from vlprep.stages.base import (
@@ -295,7 +296,8 @@ class PrompterStage(Stage[PrompterOptions]):
             low = alpro_ignore(probs)
         else:
             low = best[:, 0] < opts.min_top_prob
-        full = fp16_rows(probs) if opts.store_full else pa.nulls(len(boxes), FULL_TYPE)
+        full = (list_rows(probs.astype(np.float16), pa.float16()) if opts.store_full
+                else pa.nulls(len(boxes), FULL_TYPE))
         k = len(boxes)
         frame_indices = [int(i) for i in indices]
         return pa.table({
@@ -313,10 +315,3 @@ class PrompterStage(Stage[PrompterOptions]):
             "low_confidence": pa.array(low),
             "probs_full": full,
         }, schema=SOFT_LABELS)
-
-
-def fp16_rows(probs: np.ndarray) -> pa.Array:
-    """K x E probabilities as K lists of E fp16 values."""
-    k, e = probs.shape
-    values = pa.array(np.ascontiguousarray(probs, dtype=np.float16).reshape(-1))
-    return pa.ListArray.from_arrays(pa.array(np.arange(k + 1, dtype=np.int32) * e), values)
