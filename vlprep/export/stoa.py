@@ -25,13 +25,13 @@ Layout under OUT (the loaders' ``object_path`` and ``labelmap_path``)::
 
 The cache is made from `regions` with the store's own trajectory rules (the recipe's
 `trajectories` options, STOA-VLP's ``object_loader_confident`` by default, ``--selection``
-to choose; :func:`select_objects`), applied to exactly the boxes, names and scores of the frame lists,
-so it equals what STOA-VLP's loader builds from ``tsv_files``: per sampled frame the kept
-objects, largest first, in ``frame_size`` (224) pixel coordinates, padded with -1 boxes and
-class 0; ``conf_set`` in order of first appearance (the loader uses its first 2K). Our
-detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice of up to 10 object
-classes, by its ordering rules, without attribute words. Everything is saved with torch.save
-of plain tensors, dicts, lists, floats and strings only: ``torch.load(...,
+to choose; :func:`select_objects`), applied to exactly the boxes, names and scores of the
+frame lists, so it equals what STOA-VLP's loader builds from ``tsv_files``: per sampled
+frame the kept objects, largest first, in ``frame_size`` (224) pixel coordinates, padded
+with -1 boxes and class 0; ``conf_set`` in order of first appearance (the loader uses its
+first 2K). Our detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice
+of up to 10 object classes, by its ordering rules, without attribute words. Everything is
+saved with torch.save of plain tensors, dicts, lists, floats and strings only: ``torch.load(...,
 weights_only=True)`` reads it.
 """
 
