@@ -15,9 +15,12 @@ Samplers (``sampler``; index math in :mod:`vlprep.stages.samplers`):
 | ``stoa`` | STOA-VLP | 12: evenly over the first frame of every second |
 | ``videoclip`` | VideoCLIP | all: ffmpeg ``fps=30`` resampling, 30-frame windows |
 
-Random samplers are seeded by (video_id, ``seed``). ``snap: keyframe`` moves each target to
-a keyframe in its segment (approximate, much faster). Decoding runs in the decode worker
-with the caps, timeout and memory limit of :class:`vlprep.stages.decode.DecodeLimits`.
+Frames are resized with the shorter side to ``size`` (``resize: short_side``) or squashed to
+``size`` x ``size`` (``resize: squash``: ALPRO's decord reads with fixed width and height),
+then centre-cropped to ``crop``. Random samplers are seeded by (video_id, ``seed``).
+``snap: keyframe`` moves each target to a keyframe in its segment (approximate, much faster).
+Decoding runs in the decode worker with the caps, timeout and memory limit of
+:class:`vlprep.stages.decode.DecodeLimits`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ class SampleOptions(DecodeLimits):
     seed: int = Field(default=0, description="random samplers draw from (video_id, seed)")
     fps: float = Field(default=30.0, gt=0, description="videoclip: output frame rate")
     window: int = Field(default=30, gt=0, description="videoclip: frames per window")
-    size: int = Field(default=224, gt=0, description="shorter side after resizing")
+    size: int = Field(default=224, gt=0, description="shorter side after resizing (squash: "
+                                                     "both sides)")
+    resize: Literal["short_side", "squash"] = Field(
+        default="short_side", description="short_side: keep the aspect, shorter side to size; "
+        "squash: width and height to size, as ALPRO's decord reads")
     crop: int | None = Field(default=None, gt=0, description="centre crop side (default: size)")
     decoder: Literal["pyav", "decord", "ffmpeg"] = "pyav"
     snap: Literal["exact", "keyframe"] = "exact"
@@ -81,7 +88,7 @@ class SampleStage(Stage):
             path=record["path"], video_id=str(record["video_id"]),
             sampler=opts.sampler,
             num_frames=opts.frames_per_video, seed=opts.seed, fps=opts.fps,
-            window=opts.window, size=opts.size, crop=opts.crop or opts.size,
+            window=opts.window, size=opts.size, crop=opts.crop or opts.size, resize=opts.resize,
             decoder=opts.decoder, snap=opts.snap, threads=threads,
             rotation=(record.get("probe") or {}).get("rotation"), caps=opts.caps())
 

@@ -55,6 +55,7 @@ class SampleRequest:
     window: int = 30  # frames per window of the videoclip sampler
     size: int = 224
     crop: int | None = None  # default: size
+    resize: str = "short_side"  # short_side | squash (see geometry.Geometry)
     decoder: str = "pyav"
     snap: str = "exact"  # exact | keyframe
     threads: int = 0
@@ -121,7 +122,7 @@ def run_sample(req: SampleRequest, allocate: Allocate) -> SampleResult:
         plan = _plan(req, index, facts["fps"], stream.average_rate)
         crop = req.crop or req.size
         out = allocate((len(plan.indices), crop, crop, 3))
-        writer = FrameWriter(Geometry(req.size, crop, rotation), out)
+        writer = FrameWriter(Geometry(req.size, crop, rotation, req.resize == "squash"), out)
         positions: dict[int, list[int]] = {}
         for pos, t in enumerate(plan.indices):
             if t >= 0:
