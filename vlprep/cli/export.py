@@ -30,6 +30,8 @@ def _run(job: Callable[[], ExportReport]) -> None:
     with reported(prefix="export: ", usage=(OSError, ValueError)):  # ValueError: bad Parquet
         report = job()
     typer.echo(report.summary())
+    for hint in report.hints:
+        typer.echo(hint)
     for note in report.notes:
         typer.echo(f"warning: {note}", err=True)
 
