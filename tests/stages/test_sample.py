@@ -114,6 +114,7 @@ def test_squash_frames_are_a_squash_resize_of_the_source(decoder):
     cropped = run_sample(path, num_frames=3, resize="squash", size=256, crop=224,
                          decoder=decoder)
     frames = decode_frames(str(path), squashed["frames"].indices)
+    assert squashed["frames"].decoder == cropped["frames"].decoder == decoder  # no fallback
     assert squashed["frames"].frames.shape == cropped["frames"].frames.shape == (3, 224, 224, 3)
     assert (cropped["frames"].indices == squashed["frames"].indices).all()
     for got, full, centre in zip(squashed["frames"].frames, frames, cropped["frames"].frames,
@@ -164,6 +165,7 @@ def test_short_video_repeats_frames(tmp_path):
     path = write_video(tmp_path / "short.mp4", frames)
     for decoder in ("pyav", "decord", "ffmpeg"):
         record = run_sample(path, num_frames=8, size=32, decoder=decoder)
+        assert record["frames"].decoder == decoder
         assert record["frames"].indices.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
         assert record["frames"].frames.shape == (8, 32, 32, 3)
         means = record["frames"].frames.reshape(8, -1).mean(axis=1)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from vlprep.jobs.config import StageSpec
 from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import Journal, run_journaled
-from vlprep.stages.base import OUTPUTS, Record, Stage
+from vlprep.stages.base import NOTES, OUTPUTS, Record, Stage
 
 TIMINGS = "_seconds"  # per stage: this video's share of its batches' wall time
 
@@ -140,7 +140,7 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
 
 
 def finished(record: Record) -> Record:
-    """Only the pending table rows, error and timings: what travels to the writer."""
+    """Only the pending table rows, error, timings and notes: what travels to the writer."""
     return {"video_id": record["video_id"], "partition": record["partition"],
             OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
-            TIMINGS: record.get(TIMINGS, {})}
+            TIMINGS: record.get(TIMINGS, {}), NOTES: record.get(NOTES, {})}

@@ -10,7 +10,9 @@ import pyarrow as pa
 from vlprep.pipeline.adapters import TIMINGS, new_error
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.store import Store
-from vlprep.stages.base import OUTPUTS, Record
+from vlprep.stages.base import NOTES, OUTPUTS, Record
+
+MAX_NOTES = 1000  # per stage, listed by video in the run summary (all are counted)
 
 
 @dataclass
@@ -18,6 +20,8 @@ class StageCounts:
     videos: int = 0  # videos that reached the stage
     errors: Counter = field(default_factory=Counter)  # reason -> videos
     seconds: float = 0.0  # summed per-video shares of batch wall time (worker time)
+    notes: dict[str, str] = field(default_factory=dict)  # video_id -> note, MAX_NOTES of them
+    noted: int = 0  # videos with a note
 
 
 @dataclass
@@ -35,6 +39,11 @@ class RunCounts:
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += seconds
+        for name, text in record.get(NOTES, {}).items():
+            stage = self.stages.setdefault(name, StageCounts())
+            stage.noted += 1
+            if len(stage.notes) < MAX_NOTES:
+                stage.notes[str(record["video_id"])] = text
         error = new_error(record)
         if error:
             stage = self.stages.setdefault(error["stage"], StageCounts())

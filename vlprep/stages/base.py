@@ -21,6 +21,9 @@ Record = dict[str, Any]
 
 # Key under which a record carries its pending store rows: {table: pyarrow.Table}.
 OUTPUTS = "_outputs"
+# Key under which a record carries per-video notes for the run summary: {stage: text}
+# (e.g. the decoder a sample stage fell back to).
+NOTES = "_notes"
 
 
 class StageOptions(BaseModel):
@@ -86,6 +89,11 @@ class Stage:
     def process(self, record: Record) -> None:
         """Process one video in place (used by the default :meth:`__call__`)."""
         raise NotImplementedError(f"stage {self.kind!r} implements neither __call__ nor process")
+
+
+def note(record: Record, stage: str, text: str) -> None:
+    """A per-video note of `stage` for the run summary (``_runs/run-*.json``)."""
+    record.setdefault(NOTES, {})[stage] = text
 
 
 def emit(record: Record, table: str, rows: pa.Table) -> None:

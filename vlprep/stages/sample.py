@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from vlprep.stages.base import Record, Resources, Stage
+from vlprep.stages.base import Record, Resources, Stage, note
 from vlprep.stages.decode import BatchMemo, DecodeLimits, SampleRequest, sample
 from vlprep.stages.frames import SampledFrames
 
@@ -51,6 +51,8 @@ class SampleOptions(DecodeLimits):
         "squash: width and height to size, as ALPRO's decord reads")
     crop: int | None = Field(default=None, gt=0, description="centre crop side (default: size)")
     decoder: Literal["pyav", "decord", "ffmpeg"] = "pyav"
+    fallback: bool = Field(default=True, description="decode with PyAV when the chosen "
+                           "decoder cannot open or decode a file (false: fail instead)")
     snap: Literal["exact", "keyframe"] = "exact"
     threads: int | None = Field(default=None, ge=0, description="decoder threads per video "
                                 "(default: the stage's num_cpus; 0: FFmpeg decides)")
@@ -89,7 +91,7 @@ class SampleStage(Stage):
             sampler=opts.sampler,
             num_frames=opts.frames_per_video, seed=opts.seed, fps=opts.fps,
             window=opts.window, size=opts.size, crop=opts.crop or opts.size, resize=opts.resize,
-            decoder=opts.decoder, snap=opts.snap, threads=threads,
+            decoder=opts.decoder, fallback=opts.fallback, snap=opts.snap, threads=threads,
             rotation=(record.get("probe") or {}).get("rotation"), caps=opts.caps())
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -112,7 +114,10 @@ class SampleStage(Stage):
             window_starts=None if result.window_starts is None
             else result.window_starts.astype(np.float32),
             valid=result.valid, snapped=result.snapped, window=opts.window if dense else 0,
-            fps=result.fps, frame_count=result.frame_count)
+            fps=result.fps, frame_count=result.frame_count, decoder=result.decoder,
+            fallback=result.fallback_reason)
 
     def apply(self, record: Record, frames: SampledFrames) -> None:
         record[self.options.key] = frames  # type: ignore[attr-defined]
+        if frames.fallback is not None:
+            note(record, self.name, f"decoded with {frames.decoder}: {frames.fallback}")
