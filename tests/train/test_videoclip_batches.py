@@ -143,7 +143,7 @@ def test_mmpt_batch_defaults():
     o = VideoClipOptions()
     assert (o.clips_per_video, o.candidates, o.nprobe, o.vector_clips, o.ivf_lists) == (
         16, 64, 1, 16, 512)
-    assert VideoClip.videos_per_batch == 32
+    assert VideoClip.videos_per_batch == VideoClip.default_batch_size == 32
 
 
 def test_a_batch_holds_clips_per_video_clips_of_each_video(store):

@@ -81,6 +81,7 @@ class VideoClipModel(nn.Module):
 class VideoClip(Method):
     name = "videoclip"
     Options = VideoClipOptions
+    default_batch_size = 32  # videos per batch (MMPT's num_video_per_batch), x clips_per_video
 
     def read_facts(self) -> dict[str, Any]:
         self.reader.require("s3d", "texts")
