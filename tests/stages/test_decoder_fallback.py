@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from media import pattern_frames, write_av1
 
-from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.pipeline.runner import RunCounts, RunResult, run_summary
-from vlprep.stages.base import NOTES, OUTPUTS, Resources, VideoError
+from vlprep.stages.base import Resources, VideoError
 from vlprep.stages.decoders.decord_backend import open_error
 from vlprep.stages.probe import ProbeOptions, ProbeStage
+from vlprep.stages.record import ERROR, NOTES, OUTPUTS
 from vlprep.stages.sample import SampleOptions, SampleStage
 
 

@@ -30,14 +30,17 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from vlprep.stages.base import Record, Resources, Stage, note
+from vlprep.stages.base import Contract, Record, Resources, Stage
 from vlprep.stages.decode import BatchMemo, DecodeLimits, SampleRequest, sample
 from vlprep.stages.frames import SampledFrames
+from vlprep.stages.record import note
 
 DEFAULT_FRAMES = {"uniform": 8, "middle": 8, "rand": 8, "headtail": 4, "stoa": 12}
 
 
 class SampleOptions(DecodeLimits):
+    speed_only = frozenset({"threads"})
+
     sampler: Literal["uniform", "middle", "headtail", "rand", "stoa", "videoclip"] = "uniform"
     num_frames: int | None = Field(default=None, gt=0,
                                    description="frames per video (default: the sampler's)")
@@ -73,17 +76,21 @@ class SampleOptions(DecodeLimits):
         return self.num_frames or DEFAULT_FRAMES.get(self.sampler, 0)
 
 
-class SampleStage(Stage):
+class SampleStage(Stage[SampleOptions]):
     """Samples and decodes frames on CPU; stateless (the decode worker lives per process)."""
 
     kind = "sample"
-    Options = SampleOptions
     stateful = False
     tables = ()
     default_resources = Resources(num_cpus=1.0, batch_size=4)
 
+    @classmethod
+    def contract(cls, options: SampleOptions) -> Contract:
+        # the probe's rotation, when a probe stage ran before
+        return Contract(optional=("probe",), writes=(options.key,))
+
     def request(self, record: Record) -> SampleRequest:
-        opts: SampleOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         threads = opts.threads if opts.threads is not None else \
             max(1, round(self.resources.num_cpus))
         return SampleRequest(
@@ -105,7 +112,7 @@ class SampleStage(Stage):
         self.apply(record, self.compute(record))
 
     def compute(self, record: Record) -> SampledFrames:
-        opts: SampleOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         result = sample(self.request(record), opts)
         dense = opts.sampler == "videoclip"
         return SampledFrames(
@@ -118,6 +125,6 @@ class SampleStage(Stage):
             fallback=result.fallback_reason)
 
     def apply(self, record: Record, frames: SampledFrames) -> None:
-        record[self.options.key] = frames  # type: ignore[attr-defined]
+        record[self.options.key] = frames
         if frames.fallback is not None:
             note(record, self.name, f"decoded with {frames.decoder}: {frames.fallback}")
