@@ -10,7 +10,9 @@ microsoft/scene_graph_benchmark; Oscar and VinVL readers open these with ``TSVFi
     predictions.lineidx   the byte offset of each line (TSVFile seeks with it)
     predictions.hw.tsv    ``image_key \\t [{"height": H, "width": W}]`` (+ .lineidx)
     frames.tsv            ``image_key \\t video_id \\t sample_rank \\t frame_index \\t time``
-    labelmap.json         the label map (VG-SGG-dicts keys ``label_to_idx``/``idx_to_label``)
+    labelmap.json         the label map (VG-SGG-dicts keys ``label_to_idx``/``idx_to_label``),
+                          every name unique, so scene_graph_benchmark's ``LabelLoader``
+                          (``label_to_idx[obj["class"]]``) gives back each object's class id
 
 A frame's image key is ``<video_id>_<sample_rank>`` (unique even when a short video samples
 the same frame twice); ``frames.tsv`` maps it back to the frame. Boxes are in the sampled
@@ -114,7 +116,7 @@ def export_vinvl(store: str, out_dir: str, opts: VinvlOptions | None = None) -> 
         for batch in source.batches("regions", COLUMNS, batch_rows=256):
             for row in frame_rows(batch):
                 key = image_key(row["video_id"], row["sample_rank"])
-                labels.see(row["classes"].tolist(), row["names"])
+                row["names"] = labels.see(row["classes"].tolist(), row["names"])
                 predictions.row(key, objects_json(row))
                 sizes.row(key, json.dumps([{"height": row["height"], "width": row["width"]}]))
                 frames.write(f"{key}\t{row['video_id']}\t{row['sample_rank']}\t"

@@ -131,6 +131,8 @@ def run_summary(result: RunResult) -> dict:
             "worker_seconds": round(st.seconds, 3),
             "videos_per_worker_second": round(st.videos / st.seconds, 3) if st.seconds else None,
         }
+        if st.noted:  # e.g. a sample stage's decoder fallbacks: {video_id: what happened}
+            stages[name].update(notes=st.noted, notes_by_video=dict(st.notes))
     c = result.counts
     return {"store": result.store, "videos": c.videos, "failed": c.failed,
             "partitions_written": c.partitions, "partitions_skipped": result.skipped_partitions,
