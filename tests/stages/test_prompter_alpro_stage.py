@@ -47,7 +47,7 @@ def stage_for(tiny, tiny_ckpt, tokenizer, **options) -> PrompterStage:
                                            "tokenizer": str(tokenizer), "device": "cpu",
                                            "prompt_cache": "off", **options})
     stage = PrompterStage(opts, Resources())
-    stage.entities, stage.model = list(ENTITIES), tiny  # the tiny config, not the full one
+    stage.entities, stage.prompter = list(ENTITIES), tiny  # the tiny config, not the full one
     return stage
 
 
@@ -149,7 +149,7 @@ def test_full_size_checkpoint_end_to_end(alpro_checkpoint, bert_tokenizer_dir, t
     [rows] = rows_of(stage, [rec])
     assert len(rows) == 2 and all(len(r["probs_full"]) == len(ENTITIES) for r in rows)
     assert all(abs(sum(r["probs_full"]) - 1) < 1e-2 for r in rows)
-    p = stage.model
+    p = stage.prompter
     boxes = sample_boxes("one", 0, 2, 224, 224)
     crops = p.embed_crops(rec["frames"].frames, [(b.left, b.top, b.width, b.height)
                                                  for b in boxes])

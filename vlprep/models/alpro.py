@@ -58,7 +58,7 @@ class AlproPrompterModel(nn.Module):
     def __init__(self, cfg: AlproPrompterConfig | None = None):
         from transformers import BertConfig, BertModel
 
-        from vlprep.models.prompter import quiet_transformers
+        from vlprep.models.checkpoint import quiet_transformers
 
         super().__init__()
         self.cfg = cfg = cfg or AlproPrompterConfig()

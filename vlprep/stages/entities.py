@@ -34,7 +34,6 @@ class EntitiesStage(AggregateStage[EntitiesOptions]):
     """Counts `texts.nouns` lemmas corpus-wide; writes `entities` (rank, lemma, count)."""
 
     kind = "entities"
-    Options = EntitiesOptions
     source = "texts"
     columns = ("source", "nouns")
     keys = ("lemma",)

@@ -70,7 +70,6 @@ class SampleStage(Stage[SampleOptions]):
     """Samples and decodes frames on CPU; stateless (the decode worker lives per process)."""
 
     kind = "sample"
-    Options = SampleOptions
     stateful = False
     tables = ()
     default_resources = Resources(num_cpus=1.0, batch_size=4)

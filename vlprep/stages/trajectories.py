@@ -112,7 +112,6 @@ class TrajectoriesStage(Stage[TrajectoriesOptions]):
     """Reads the detections under ``detections``; emits the `trajectories` rows."""
 
     kind = "trajectories"
-    Options = TrajectoriesOptions
     stateful = False
     tables = ("trajectories",)
     default_resources = Resources(num_cpus=1.0, batch_size=8)
