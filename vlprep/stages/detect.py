@@ -92,7 +92,7 @@ class DetectStage(Stage):
             return
         from vlprep.models import detector as det
         from vlprep.models.accel import resolve_device
-        from vlprep.models.vinvl import RegionDetector, VinvlSettings
+        from vlprep.models.region_detector import RegionDetector, VinvlSettings
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
         self.device = resolve_device(opts.device)
@@ -125,7 +125,7 @@ class DetectStage(Stage):
     def _onnx(self, frames: np.ndarray) -> Any:
         """Export on first use (the graph is traced for one frame size and batch)."""
         from vlprep.models.onnx_runtime import OnnxSession
-        from vlprep.models.vinvl import export_detector_onnx
+        from vlprep.models.region_detector import export_detector_onnx
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
         with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
@@ -134,7 +134,7 @@ class DetectStage(Stage):
             return OnnxSession(path, self.device)
 
     def detect(self, frames: np.ndarray) -> list[Any]:
-        from vlprep.models.vinvl import detect, onnx_detect
+        from vlprep.models.region_detector import detect, onnx_detect
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
         if opts.runtime == "onnx" and not hasattr(self.model, "metadata"):
@@ -161,7 +161,7 @@ class DetectStage(Stage):
 
     def rows(self, record: Record, sampled: SampledFrames, dets: list[Any]) -> pa.Table:
         """One row per frame; every per-box column is one flat buffer plus offsets."""
-        from vlprep.models.vinvl import box_geometry
+        from vlprep.models.region_detector import box_geometry
 
         n = len(dets)
         offsets = np.concatenate([[0], np.cumsum([len(d.scores) for d in dets])])
