@@ -138,3 +138,33 @@ def test_sha256_pin(tiny_state, tmp_path):
         VinVL.from_checkpoint(path, config=TINY, sha256="0" * 64)
     with pytest.raises(VinVLCheckpointError, match="no such file"):
         VinVL.from_checkpoint(tmp_path / "none.pth")
+
+
+def real_frame(height: int | None = None):
+    import av
+    from media import sample_videos
+
+    with av.open(str(sample_videos()["bigbuckbunny"])) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    return frame if height is None else frame[:height]
+
+
+@pytest.mark.slow
+def test_full_size_forward_on_real_frames(x152_file):
+    import numpy as np
+
+    det = VinVL.from_checkpoint(x152_file)
+    det.eval()
+    frames = [real_frame(), real_frame(200)]
+    out = det.detect(frames)
+    for frame, o in zip(frames, out, strict=True):
+        n = len(o["scores"])
+        assert 10 <= n <= 100
+        assert o["features"].shape == (n, 2048) and o["features"].dtype == np.float32
+        assert o["attr_labels"].shape == (n, 16) and o["attr_scores"].shape == (n, 16)
+        assert ((o["labels"] >= 1) & (o["labels"] <= 1594)).all()
+        assert (o["boxes"][:, 2] <= frame.shape[1]).all() and (o["boxes"] >= 0).all()
+        assert np.isfinite(o["features"]).all()
+    again = det.detect(frames[:1])[0]
+    np.testing.assert_array_equal(again["labels"], out[0]["labels"])
+    np.testing.assert_allclose(again["features"], out[0]["features"], rtol=1e-4, atol=1e-4)

@@ -13,15 +13,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vlprep.errors import JobError  # noqa: F401 - re-exported
 from vlprep.stages.base import AggregateStage, Resources, Stage, StageOptions
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency")
 BUILTIN_PACKAGE = "vlprep.jobs.builtin"
 RECIPES_PACKAGE = "vlprep.jobs.recipes"
-
-
-class JobError(ValueError):
-    """A bad job file or override; the message is one line."""
 
 
 class _Strict(BaseModel):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import vlprep
+from vlprep.errors import RecipeError  # noqa: F401 - re-exported
 from vlprep.schemas import SCHEMA_VERSION
 from vlprep.stages.base import AggregateStage
 
@@ -23,10 +24,6 @@ RECIPE_FILE = "_recipe.json"
 RUNTIME_OPTIONS = frozenset({"device", "frame_batch", "timeout", "sha256", "threads",
                              "spacy_batch", "text_batch",
                              "workers", "runtime_batch"})
-
-
-class RecipeError(ValueError):
-    """A store/recipe or checkpoint mismatch; one line."""
 
 
 def file_sha256(path: Path) -> str:

@@ -76,6 +76,14 @@ def probe_row(row: dict[str, Any], probe_options: dict[str, Any]) -> dict[str, A
     return {**out, **{k: probe.get(k) for k in ("duration", "width", "height", "file_size")}}
 
 
+def probe_options_of(job: Any) -> dict[str, Any]:
+    """The caps of a job's probe stage (none: the probe's defaults)."""
+    from vlprep.stages.probe import ProbeStage
+
+    probes = [s for s in job.stages if issubclass(s.cls, ProbeStage)]
+    return probes[0].options.model_dump() if probes else {}
+
+
 def scan_manifest(manifest: str, out_dir: str | Path, probe_options: dict[str, Any] | None = None,
                   workers: int | None = None, chunk_rows: int = 4096) -> ScanResult:
     """Scan `manifest`, writing OUT/scan.parquet and OUT/manifest.ok.parquet (streamed)."""

@@ -15,22 +15,12 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from vlprep.errors import VideoError  # noqa: F401 - re-exported
+
 Record = dict[str, Any]
 
 # Key under which a record carries its pending store rows: {table: pyarrow.Table}.
 OUTPUTS = "_outputs"
-
-
-class VideoError(Exception):
-    """A readable, per-video failure: becomes an `errors` row, never a crash of the job.
-
-    `code` classifies it for `vlprep scan`: missing, unreadable, no_video_stream, over_caps,
-    timeout (the message says the details).
-    """
-
-    def __init__(self, message: str, code: str = "unreadable"):
-        super().__init__(message)
-        self.code = code
 
 
 class StageOptions(BaseModel):

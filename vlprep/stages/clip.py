@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, model_validator
 
-from vlprep.schemas import CLIP_FRAMES, list_of_vectors, with_vector_dims
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import CLIP_FRAMES, with_vector_dims
 from vlprep.stages.backbone import BackboneOptions
 from vlprep.stages.base import Record, Resources, Stage, emit
 from vlprep.stages.frames import SampledFrames, get_frames

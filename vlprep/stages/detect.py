@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from vlprep.schemas import REGIONS, list_of_vectors, with_list_vector_dims
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import REGIONS, with_vector_dims
 from vlprep.stages.backbone import BackboneOptions
 from vlprep.stages.base import Record, Resources, Stage, emit
 from vlprep.stages.frames import SampledFrames, get_frames
@@ -120,7 +121,7 @@ class DetectStage(Stage):
             dim = det.region_feature_dim(model, opts.region_feature)
             self.model = RegionDetector(model, settings).to(self.device)
         self.names = det.label_names(opts.label_map, num_classes)
-        self.schema = with_list_vector_dims(REGIONS, features=dim)
+        self.schema = with_vector_dims(REGIONS, features=dim)
 
     def _onnx(self, frames: np.ndarray) -> Any:
         """Export on first use (the graph is traced for one frame size and batch)."""

@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from vlprep.schemas import S3D, list_of_vectors
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import S3D
 from vlprep.stages.backbone import BackboneOptions
 from vlprep.stages.base import Record, Resources, Stage, VideoError, emit
 from vlprep.stages.frames import SampledFrames, get_frames
