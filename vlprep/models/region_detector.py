@@ -141,10 +141,12 @@ class Detections:
 
     boxes: np.ndarray  # float32 K x 4, x1 y1 x2 y2
     labels: np.ndarray  # int64 K
-    scores: np.ndarray  # float32 K, descending
+    scores: np.ndarray  # float32 K (descending, except VinVL's own order)
     features: np.ndarray  # float32 K x D
     width: int
     height: int
+    attr_ids: list[np.ndarray] | None = None  # per box: attribute ids (VinVL), else None
+    attr_scores: list[np.ndarray] | None = None
 
 
 def split_detections(outputs: dict[str, np.ndarray], n_images: int, width: int,

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import torch
 
+from vlprep.errors import CheckpointError
 from vlprep.models.vinvl_net import X152C4, VinVLConfig, VinVLNet, cell_anchors
 
 SHARED = "attribute.feature_extractor."
 BOX_EXTRACTOR = "roi_heads.box.feature_extractor."
 
 
-class VinVLCheckpointError(ValueError):
+class VinVLCheckpointError(CheckpointError):
     """A file that is not a VinVL X152-C4 checkpoint in the published layout."""
 
 

@@ -1,10 +1,13 @@
-"""VinVL-style object detection with region features: one `regions` row per sampled frame.
+"""Object detection with region features: one `regions` row per sampled frame.
 
-Stateful: a torchvision Faster R-CNN is loaded once per worker from a state dict (or an ONNX
-export run by onnxruntime), with VinVL's test settings (score 0.2, NMS 0.5, 10 to 100 boxes
-per frame). All frames of a batch of videos go through the detector together, ``frame_batch``
-at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry. The detections
-(without features) are also left on the record under ``key`` for the trajectories stage.
+Stateful: the detector is loaded once per worker. ``architecture: vinvl_x152c4`` is VinVL's
+published X152-C4 with attributes (:mod:`vlprep.stages.detect_vinvl`, 2,048-d features, VinVL's
+own settings); the other architectures are torchvision Faster R-CNNs from a state dict (or an
+ONNX export run by onnxruntime) with VinVL-style test settings (score 0.2, NMS 0.5, 10 to 100
+boxes per frame). All frames of a batch of videos go through the detector together,
+``frame_batch`` at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry.
+The detections (without features) are also left on the record under ``key`` for the
+trajectories stage.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ class DetectedFrames:
 
 class DetectOptions(BackboneOptions):
     checkpoint: str | None = Field(
-        default=None, description="torchvision Faster R-CNN state dict (.pth/.safetensors) "
-                                  "or its ONNX export")
-    architecture: Literal["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
-                          "resnet18_fpn"] = "resnet50_fpn_v2"
+        default=None, description="vinvl_x152c4: vinvl_vg_x152c4.pth; else a torchvision "
+                                  "Faster R-CNN state dict (.pth/.safetensors) or its ONNX export")
+    architecture: Literal["vinvl_x152c4", "resnet50_fpn", "resnet50_fpn_v2",
+                          "mobilenet_v3_large_fpn", "resnet18_fpn"] = "resnet50_fpn_v2"
     label_map: str | None = Field(
-        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file")
+        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file "
+                                  "(vinvl_x152c4: VG-SGG-dicts-vgoi6-clipped.json)")
     num_classes: int | None = Field(default=None, gt=1, description="init: random only; "
                                     "default: the label map's size, else 1595 (VinVL)")
     min_size: int = Field(default=600, gt=0, description="test resize: shorter side")
@@ -74,6 +78,15 @@ class DetectOptions(BackboneOptions):
             raise ValueError(f"label_map {self.label_map!r}: no such file (or use coco)")
         if self.min_detections > self.max_detections:
             raise ValueError("min_detections cannot exceed max_detections")
+        if self.architecture == "vinvl_x152c4":
+            if self.label_map is not None and not self.label_map.endswith(".json"):
+                raise ValueError("vinvl_x152c4: label_map is VinVL's VG-SGG-dicts JSON")
+            wrong = {"num_classes", "class_candidates", "region_feature"} & self.model_fields_set
+            if wrong:
+                raise ValueError(f"{sorted(wrong)[0]} applies to the torchvision architectures "
+                                 "only (vinvl_x152c4 is VinVL's fixed network)")
+            if self.checkpoint and self.checkpoint.endswith(".onnx"):
+                raise ValueError("vinvl_x152c4 takes the .pth (runtime: onnx exports it)")
         return self
 
 
@@ -97,6 +110,14 @@ class DetectStage(Stage):
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
         self.device = resolve_device(opts.device)
+        if opts.architecture == "vinvl_x152c4":
+            from vlprep.stages.detect_vinvl import VinvlBackend
+
+            self.model = VinvlBackend(opts, self.device)
+            self.names, self.attributes = self.model.names, self.model.attributes
+            self.schema = with_vector_dims(REGIONS, features=self.model.feature_dim)
+            return
+        self.attributes = None
         settings = VinvlSettings(opts.score_thresh, opts.nms_thresh, opts.min_detections,
                                  opts.max_detections, opts.class_candidates, opts.region_feature)
         sizes = dict(min_size=opts.min_size, max_size=opts.max_size, proposals=opts.proposals)
@@ -138,6 +159,8 @@ class DetectStage(Stage):
         from vlprep.models.region_detector import detect, onnx_detect
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
+        if opts.architecture == "vinvl_x152c4":
+            return self.model(frames)
         if opts.runtime == "onnx" and not hasattr(self.model, "metadata"):
             self.model = self._onnx(frames)
         if hasattr(self.model, "metadata"):
@@ -186,4 +209,18 @@ class DetectStage(Stage):
             pa.ListArray.from_arrays(off, pa.array(np.concatenate([d.scores for d in dets]))),
             list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
             list_of_vectors(geometry, offsets, 6, pa.float32()),
+            *self.attribute_columns(dets, offsets),
         ], schema=self.schema)
+
+    def attribute_columns(self, dets: list[Any], offsets: np.ndarray) -> list[pa.Array]:
+        """attr_ids / attr_names / attr_scores: a list per box, null without an attribute
+        head."""
+        types = [self.schema.field(c).type for c in ("attr_ids", "attr_names", "attr_scores")]
+        if self.attributes is None:
+            return [pa.nulls(len(dets), t) for t in types]
+        ids = [a.astype(np.int16) for d in dets for a in d.attr_ids]
+        names = [[self.attributes[i] for i in a] for a in ids]
+        scores = [s.astype(np.float32) for d in dets for s in d.attr_scores]
+        off = pa.array(offsets.astype(np.int32))
+        return [pa.ListArray.from_arrays(off, pa.array(v, t.value_type))
+                for v, t in zip((ids, names, scores), types, strict=True)]

@@ -1,0 +1,99 @@
+"""The detect stage with ``architecture: vinvl_x152c4``: options, VinVL's own settings as the
+defaults, `regions` rows with attributes (on a tiny configuration of the architecture)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+from vinvl_tiny import TINY
+
+from vlprep.models.vinvl import VinVL
+from vlprep.models.vinvl_net import X152C4
+from vlprep.stages import detect_vinvl
+from vlprep.stages.base import OUTPUTS, Resources
+from vlprep.stages.detect import DetectOptions, DetectStage
+from vlprep.stages.detect_vinvl import vinvl_config
+from vlprep.stages.frames import SampledFrames
+
+VINVL = {"architecture": "vinvl_x152c4"}
+
+
+@pytest.fixture
+def label_map(tmp_path: Path) -> Path:
+    path = tmp_path / "VG-SGG-dicts-tiny.json"
+    path.write_text(json.dumps({
+        "label_to_idx": {f"obj{i}": i for i in range(1, TINY.num_classes)},
+        "idx_to_label": {str(i): f"obj{i}" for i in range(1, TINY.num_classes)},
+        "attribute_to_idx": {f"attr{i}": i for i in range(1, TINY.num_attributes)}}))
+    return path
+
+
+def test_options(tmp_path, label_map):
+    with pytest.raises(ValidationError, match="VG-SGG-dicts JSON"):
+        DetectOptions(init="random", label_map="coco", **VINVL)
+    with pytest.raises(ValidationError, match="region_feature applies to the torchvision"):
+        DetectOptions(init="random", region_feature="roi", **VINVL)
+    onnx = tmp_path / "d.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(ValidationError, match="takes the .pth"):
+        DetectOptions(checkpoint=str(onnx), runtime="onnx", **VINVL)
+    DetectOptions(init="random", label_map=str(label_map), **VINVL)
+
+
+def test_vinvl_settings_are_the_defaults_and_jobs_override_them():
+    assert vinvl_config(DetectOptions(init="random", **VINVL)) == X152C4
+    assert X152C4.class_nms == 0.3 and X152C4.post_nms_top_n == 300
+    custom = vinvl_config(DetectOptions(init="random", nms_thresh=0.4, max_detections=50,
+                                        proposals=100, **VINVL))
+    assert (custom.class_nms, custom.max_detections, custom.post_nms_top_n) == (0.4, 50, 100)
+
+
+def record(video_id: str, n: int, seed: int, size: int = 64) -> dict:
+    rng = np.random.default_rng(seed)
+    frames = np.kron(rng.integers(0, 256, (n, size // 8, size // 8, 3)),
+                     np.ones((1, 8, 8, 1))).astype(np.uint8)
+    return {"video_id": video_id, "path": f"/{video_id}.mp4", "partition": 0,
+            "stoa_frames": SampledFrames(frames=frames, indices=np.arange(n) * 5,
+                                         times=np.arange(n, dtype=np.float32))}
+
+
+def test_regions_with_attributes(monkeypatch, label_map):
+    monkeypatch.setattr(detect_vinvl, "BASE", TINY)
+    opts = DetectOptions(init="random", seed=4, label_map=str(label_map), frames="stoa_frames",
+                         device="cpu", frame_batch=2, **VINVL)
+    batch = [record("a", 3, 0), record("b", 2, 1)]
+    DetectStage(opts, Resources())(batch)
+    det = VinVL.random(TINY, seed=4)
+    for rec in batch:
+        table = rec[OUTPUTS]["regions"]
+        assert table.schema.field("features").type.value_type.list_size == TINY.feature_dim
+        assert table.schema.field("attr_ids").type == pa.list_(pa.list_(pa.int16()))
+        want = det.detect(list(rec["stoa_frames"].frames))
+        for row, w in zip(table.to_pylist(), want, strict=True):
+            assert row["classes"] == w["labels"].tolist()
+            assert row["class_names"] == [f"obj{i}" for i in w["labels"]]
+            np.testing.assert_allclose(row["boxes"], w["boxes"], atol=2e-3)
+            np.testing.assert_allclose(row["features"], w["features"], rtol=2e-3, atol=1e-3)
+            for ids, names, scores, wl, ws in zip(row["attr_ids"], row["attr_names"],
+                                                  row["attr_scores"], w["attr_labels"],
+                                                  w["attr_scores"], strict=True):
+                assert ids == wl[ws > 0].tolist() and names == [f"attr{i}" for i in ids]
+                np.testing.assert_allclose(scores, ws[ws > 0], rtol=1e-4)
+            geometry = np.array(row["geometry"])
+            np.testing.assert_allclose(geometry[:, :4], np.array(row["boxes"]) / 64, atol=1e-6)
+        assert rec["detections"].names[1] == "obj1"
+
+
+def test_torchvision_regions_have_null_attributes():
+    from conftest import TINY_DETECTOR
+
+    opts = DetectOptions(init="random", frames="stoa_frames", min_detections=2, **TINY_DETECTOR)
+    rec = record("a", 1, 0)
+    DetectStage(opts, Resources())([rec])
+    row = rec[OUTPUTS]["regions"].to_pylist()[0]
+    assert row["attr_ids"] is None and row["attr_names"] is None and row["attr_scores"] is None
