@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from vinvl_tiny import TINY
 
+from vlprep.models.onnx_runtime import onnxruntime_available
 from vlprep.models.vinvl import VinVL
 from vlprep.models.vinvl_net import X152C4
 from vlprep.stages import detect_vinvl
@@ -97,3 +98,22 @@ def test_torchvision_regions_have_null_attributes():
     DetectStage(opts, Resources())([rec])
     row = rec[OUTPUTS]["regions"].to_pylist()[0]
     assert row["attr_ids"] is None and row["attr_names"] is None and row["attr_scores"] is None
+
+
+@pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
+def test_onnx_runtime_agrees_with_torch(monkeypatch, label_map):
+    monkeypatch.setattr(detect_vinvl, "BASE", TINY)
+    rows = {}
+    for runtime in ("torch", "onnx"):
+        opts = DetectOptions(init="random", seed=2, label_map=str(label_map), device="cpu",
+                             frames="stoa_frames", runtime=runtime, **VINVL)
+        rec = record("a", 2, 5, size=80)
+        stage = DetectStage(opts, Resources())
+        stage([rec])
+        rows[runtime] = rec[OUTPUTS]["regions"].to_pylist()
+    assert type(stage.model.model).__name__ == "VinVLOnnx"
+    for a, b in zip(rows["torch"], rows["onnx"], strict=True):
+        assert a["classes"] == b["classes"] and a["attr_ids"] == b["attr_ids"]
+        np.testing.assert_allclose(a["boxes"], b["boxes"], atol=1e-2)
+        np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
+        np.testing.assert_allclose(a["features"], b["features"], atol=2e-3)

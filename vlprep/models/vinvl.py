@@ -99,6 +99,9 @@ class VinVL(nn.Module):
     def attribute_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.net.attribute.predictor(features, labels)
 
+    def anchors(self, height: int, width: int) -> torch.Tensor:
+        return self.net.rpn.anchor_generator(height, width)
+
     def detect(self, images: list[np.ndarray], batch_size: int = 8,
                precision: Precision | None = None) -> list[dict[str, np.ndarray]]:
         """uint8 H x W x 3 RGB images of any sizes -> one dict of numpy arrays per image:
@@ -132,7 +135,7 @@ class VinVL(nn.Module):
         with autocast(device, precision):
             c4, objectness, deltas = self.trunk(x)
         with self._timed("rpn"):
-            anchors = self.net.rpn.anchor_generator(c4.shape[2], c4.shape[3])
+            anchors = self.anchors(c4.shape[2], c4.shape[3])
             proposals = [rpn_proposals(objectness[i], deltas[i], anchors, height, width, c)
                          for i in range(len(batch))]
         with self._timed("box_head"), autocast(device, precision):

@@ -1,14 +1,16 @@
 """The detect stage's ``architecture: vinvl_x152c4`` backend: VinVL's published X152-C4.
 
-Loads ``vinvl_vg_x152c4.pth`` once per worker (strictly, :mod:`vlprep.models.vinvl`) and
-runs it on sampled frames with VinVL's feature-extraction settings; the stage options that
-name a VinVL setting override it only when the job sets them (so the recipe's defaults are
-VinVL's own, e.g. the per-class NMS at 0.3 rather than the torchvision path's 0.5).
+Loads ``vinvl_vg_x152c4.pth`` once per worker (strictly, :mod:`vlprep.models.vinvl`; with
+``runtime: onnx`` exported once to ONNX and run by onnxruntime) and runs it on sampled
+frames with VinVL's feature-extraction settings. The stage options that name a VinVL
+setting override it only when the job sets them, so the recipe's defaults are VinVL's own
+(e.g. the per-class NMS at 0.3, not the torchvision path's 0.5).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,12 @@ class VinvlBackend:
             self.model = VinVL.random(config, opts.seed)
         else:
             self.model = VinVL.from_checkpoint(opts.checkpoint, config)  # sha256: the job checks
+        if opts.runtime == "onnx":  # export once per worker, run the graphs in onnxruntime
+            from vlprep.models.vinvl_onnx import VinVLOnnx, export_vinvl_onnx
+
+            self.folder = tempfile.TemporaryDirectory(prefix="vlprep-vinvl-onnx-")
+            export_vinvl_onnx(self.model, self.folder.name)
+            self.model = VinVLOnnx(self.folder.name, device)
         self.model = self.model.to(device).eval()
         self.model.precision = opts.precision
         self.batch = opts.frame_batch
