@@ -52,6 +52,8 @@ def test_vinvl_settings_are_the_defaults_and_jobs_override_them():
     custom = vinvl_config(DetectOptions(init="random", nms_thresh=0.4, max_detections=50,
                                         proposals=100, **VINVL))
     assert (custom.class_nms, custom.max_detections, custom.post_nms_top_n) == (0.4, 50, 100)
+    legacy = vinvl_config(DetectOptions(init="random", nms_convention="legacy", **VINVL))
+    assert legacy.nms == "legacy"
 
 
 def record(video_id: str, n: int, seed: int, size: int = 64) -> dict:
@@ -117,3 +119,72 @@ def test_onnx_runtime_agrees_with_torch(monkeypatch, label_map):
         np.testing.assert_allclose(a["boxes"], b["boxes"], atol=1e-2)
         np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
         np.testing.assert_allclose(a["features"], b["features"], atol=2e-3)
+
+
+def full_label_map(path: Path) -> Path:
+    """VG-SGG-dicts-vgoi6-clipped.json's layout at its size (1,594 classes, 524 attributes)."""
+    path.write_text(json.dumps({
+        "label_to_idx": {f"class{i}": i for i in range(1, 1595)},
+        "idx_to_label": {str(i): f"class{i}" for i in range(1, 1595)},
+        "attribute_to_idx": {f"attribute{i}": i for i in range(1, 525)},
+        "idx_to_attribute": {str(i): f"attribute{i}" for i in range(1, 525)}}))
+    return path
+
+
+@pytest.mark.slow
+def test_stoa_recipe_detect_end_to_end_and_export(tmp_path):
+    """The stoa recipe's detect stage with a full-size random X152-C4 in the published layout
+    on two frames, into a store's `regions`, exported and read back as VinVL's TSVs."""
+    import base64
+
+    from media import pattern_frames
+
+    from vlprep.export.vinvl import export_vinvl
+    from vlprep.jobs.config import load_job
+    from vlprep.models.vinvl_checkpoint import random_state, save_published
+    from vlprep.pipeline.provenance import stage_recipe
+    from vlprep.pipeline.store import Store
+
+    checkpoint = save_published(random_state(seed=5), tmp_path / "vinvl_vg_x152c4.pth")
+    labels = full_label_map(tmp_path / "VG-SGG-dicts-vgoi6-clipped.json")
+    job = tmp_path / "job.yaml"
+    job.write_text(json.dumps({"recipe": "stoa", "manifest": "m.jsonl",
+                               "store": str(tmp_path / "store"), "stages": {
+                                   "clip": {"init": "random"},
+                                   "detect": {"checkpoint": str(checkpoint),
+                                              "label_map": str(labels), "device": "cpu"}}}))
+    spec = next(s for s in load_job(str(job)).stages if s.name == "detect")
+    assert spec.options.architecture == "vinvl_x152c4"
+    frames = pattern_frames(2, 224, 224, seed=1)
+    rec = {"video_id": "vid", "path": "/vid.mp4", "partition": 0,
+           "stoa_frames": SampledFrames(frames=frames, indices=np.array([0, 9]),
+                                        times=np.array([0.0, 0.9], np.float32))}
+    spec.build()([rec])
+    regions = rec[OUTPUTS]["regions"]
+    store = Store(str(tmp_path / "store"))
+    store.write_partition(0, 1, {"regions": regions}, 1 << 26)
+    store.write_atomic(store.path("_recipe.json"),
+                       json.dumps({"stages": [stage_recipe(spec)]}).encode())
+    export_vinvl(store.uri, str(tmp_path / "out"))
+    out = tmp_path / "out"
+    offsets = [int(x) for x in (out / "predictions.lineidx").read_text().split()]
+    feature_offsets = [int(x) for x in (out / "predictions.feature.lineidx").read_text().split()]
+    rows = regions.to_pylist()
+    with open(out / "predictions.tsv") as pf, open(out / "predictions.feature.tsv") as ff:
+        for pos, fpos, row in zip(offsets, feature_offsets, rows, strict=True):
+            pf.seek(pos)
+            key, payload = pf.readline().rstrip("\n").split("\t")
+            ff.seek(fpos)
+            fkey, finfo = ff.readline().rstrip("\n").split("\t")
+            assert key == fkey == f"vid_{row['sample_rank']}"
+            objects = json.loads(payload)["objects"]
+            assert 10 <= len(objects) <= 100 and len(objects) == len(row["scores"])
+            assert all(o["class"].startswith("class") for o in objects)
+            assert [o["attributes"] for o in objects] == row["attr_names"]
+            for o in objects:
+                assert np.frombuffer(base64.b64decode(o["feature"]), np.float32).shape == (2048,)
+            info = json.loads(finfo)
+            block = np.frombuffer(base64.b64decode(info["features"]), np.float32)
+            assert block.reshape(info["num_boxes"], -1).shape == (len(objects), 2048 + 6)
+    label_map = json.loads((out / "labelmap.json").read_text())
+    assert len(label_map["label_to_idx"]) == 1594 and len(label_map["attribute_to_idx"]) == 524

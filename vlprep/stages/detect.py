@@ -65,6 +65,9 @@ class DetectOptions(BackboneOptions):
     class_candidates: int = Field(default=10, gt=0, description="classes per proposal in NMS")
     region_feature: Literal["head", "roi"] = Field(
         default="head", description="box-head representation, or mean of the RoIAlign map")
+    nms_convention: Literal["torchvision", "legacy"] = Field(
+        default="torchvision", description="vinvl_x152c4: torchvision's NMS (what the head "
+                                           "commit calls) or the compiled kernel's +1 area")
     runtime: Literal["torch", "onnx"] = "torch"
     frame_batch: int = Field(default=8, gt=0, description="frames per forward pass")
     key: str = Field(default="detections", description="record key the detections go under")

@@ -24,7 +24,8 @@ from vlprep.models.vinvl_net import X152C4, VinVLConfig
 # stage option -> VinVLConfig field, applied when the job sets the option
 OVERRIDES = {"min_size": "min_size", "max_size": "max_size", "proposals": "post_nms_top_n",
              "score_thresh": "score_thresh", "nms_thresh": "class_nms",
-             "min_detections": "min_detections", "max_detections": "max_detections"}
+             "min_detections": "min_detections", "max_detections": "max_detections",
+             "nms_convention": "nms"}
 
 
 BASE = X152C4  # the architecture the stage builds (tests swap in a tiny one)
