@@ -104,6 +104,11 @@ def test_label_maps(tmp_path, tiny_label_map):
         "__background__", "man", "dog", "ball", "tree", "car"]
     coco = read_label_map("coco")
     assert len(coco) == 91 and coco[:2] == ["__background__", "person"]
+    # COCO repeats "N/A"; readers map names back to ids, so every name is unique
+    assert len(set(coco)) == 91 and (coco[12], coco[26], coco[29]) == ("N/A", "N/A_26", "N/A_29")
+    (tmp_path / "dup.txt").write_text("man\ndog\nman\nman_3\n")
+    assert read_label_map(str(tmp_path / "dup.txt")) == [
+        "__background__", "man", "dog", "man_3", "man_3_4"]
     (tmp_path / "l.txt").write_text("man\ndog\n")
     (tmp_path / "l.json").write_text(json.dumps(["__background__", "man", "dog"]))
     assert read_label_map(str(tmp_path / "l.txt")) == read_label_map(str(tmp_path / "l.json"))

@@ -11,11 +11,11 @@ import pytest
 import torch
 from vinvl_tiny import TINY
 
+from vlprep.errors import CheckpointError
 from vlprep.models.vinvl import VinVL
 from vlprep.models.vinvl_checkpoint import (
     BOX_EXTRACTOR,
     SHARED,
-    VinVLCheckpointError,
     random_state,
     save_published,
 )
@@ -64,9 +64,9 @@ def test_truncated_file_is_refused_in_one_line(x152_file, tmp_path):
     cut = tmp_path / "cut.pth"
     with open(x152_file, "rb") as src:
         cut.write_bytes(src.read(50_000_000))
-    with pytest.raises(VinVLCheckpointError) as info:
+    with pytest.raises(CheckpointError) as info:
         VinVL.from_checkpoint(cut)
-    assert "not a readable checkpoint" in str(info.value) and "\n" not in str(info.value)
+    assert "not a loadable state dict" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def tiny_state() -> dict[str, torch.Tensor]:
 
 def refusal(state: dict, tmp_path: Path, config=TINY, **kw) -> str:
     path = save_published(state, tmp_path / "x.pth", **kw)
-    with pytest.raises(VinVLCheckpointError) as info:
+    with pytest.raises(CheckpointError) as info:
         VinVL.from_checkpoint(path, config=config)
     message = str(info.value)
     assert "\n" not in message
@@ -120,11 +120,11 @@ def test_loading_never_unpickles_code(tmp_path):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
         pickle.dump({"model": Exploit()}, f)
-    with pytest.raises(VinVLCheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a loadable state dict"):
         VinVL.from_checkpoint(path)
     assert not marker.exists()
     torch.save({"model": {"x": torch.zeros(1)}, "note": "fine"}, path)
-    with pytest.raises(VinVLCheckpointError, match="missing key"):
+    with pytest.raises(CheckpointError, match="missing key"):
         VinVL.from_checkpoint(path, config=TINY)
 
 
@@ -134,9 +134,9 @@ def test_sha256_pin(tiny_state, tmp_path):
     path = save_published(tiny_state, tmp_path / "t.pth")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     VinVL.from_checkpoint(path, config=TINY, sha256=digest)
-    with pytest.raises(VinVLCheckpointError, match="sha256"):
+    with pytest.raises(CheckpointError, match="sha256"):
         VinVL.from_checkpoint(path, config=TINY, sha256="0" * 64)
-    with pytest.raises(VinVLCheckpointError, match="no such file"):
+    with pytest.raises(CheckpointError, match="no such file"):
         VinVL.from_checkpoint(tmp_path / "none.pth")
 
 

@@ -122,7 +122,7 @@ def test_image_inputs_use_image_templates(store, options):
     video = stage.prompt_embeddings("video")
     image = stage.prompt_embeddings("image")
     assert video.shape == image.shape == (len(ENTITIES), 16) and not np.allclose(video, image)
-    expected = np.mean([stage.model.embed_texts([t.format("dog")]) for t in IMAGE_TEMPLATES],
+    expected = np.mean([stage.prompter.embed_texts([t.format("dog")]) for t in IMAGE_TEMPLATES],
                        axis=0)
     np.testing.assert_allclose(image[0], expected[0], atol=1e-6)
 
@@ -160,7 +160,7 @@ def test_options(tmp_path):
         PrompterOptions()
     with pytest.raises(ValidationError, match="needs a tokenizer"):
         PrompterOptions(init="random")
-    with pytest.raises(ValidationError, match="prompter: clip"):
+    with pytest.raises(ValidationError, match="prompter: clip or alpro"):
         PrompterOptions(init="random", prompter="alpro-vtc", tokenizer="builtin:demo")
     with pytest.raises(ValidationError, match="not a directory"):
         PrompterOptions(checkpoint=str(tmp_path / "nowhere"))

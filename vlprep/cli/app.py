@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import typer
 
-from vlprep.cli import export, imports, inspect, manifest, run, scan, train, weights
+from vlprep.cli import export, imports, inspect, manifest, report, run, scan, train, weights
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Offline preprocessing for video-language pretraining.")
 
 app.command()(run.run)
 app.command()(inspect.inspect)
+app.command()(report.report)
 app.command()(scan.scan)
 app.command()(run.plan)
 app.command()(train.train)

@@ -4,18 +4,20 @@ Layout under OUT (``convert_predictions_to_tsv`` / ``tsv_writer`` of
 microsoft/scene_graph_benchmark, and the feature and label TSVs Oscar / VinVL read with
 ``TSVFile``), every TSV with its ``.lineidx`` (the byte offset of each line)::
 
-    predictions.tsv         ``image_key \t json``: {"objects": [{"rect": [x1, y1, x2, y2],
+    predictions.tsv         ``image_key \\t json``: {"objects": [{"rect": [x1, y1, x2, y2],
                             "bbox_id": i, "class": name, "conf": score, "feature": base64 of
                             float32[D], "attributes": [names], "attr_scores": [scores]}],
                             "relations": null}
-    predictions.hw.tsv      ``image_key \t [{"height": H, "width": W}]``
-    predictions.feature.tsv ``image_key \t {"num_boxes": N, "features": base64 of float32
+    predictions.hw.tsv      ``image_key \\t [{"height": H, "width": W}]``
+    predictions.feature.tsv ``image_key \\t {"num_boxes": N, "features": base64 of float32
                             N x (D + 6)}``: the region feature then Oscar's 6-d geometry
                             (x1/W, y1/H, x2/W, y2/H, w/W, h/H), as Oscar's readers split it
-    predictions.label.tsv   ``image_key \t [{"class": name, "conf": score, "rect": [...]}]``
-    frames.tsv              ``image_key \t video_id \t sample_rank \t frame_index \t time``
-    labelmap.json           VG-SGG-dicts: ``label_to_idx`` / ``idx_to_label`` and, when the
-                            detector has attributes, ``attribute_to_idx`` / ``idx_to_attribute``
+    predictions.label.tsv   ``image_key \\t [{"class": name, "conf": score, "rect": [...]}]``
+    frames.tsv              ``image_key \\t video_id \\t sample_rank \\t frame_index \\t time``
+    labelmap.json           VG-SGG-dicts: ``label_to_idx`` / ``idx_to_label`` (every name
+                            unique, so scene_graph_benchmark's ``LabelLoader`` gives back each
+                            object's class id) and, when the detector has attributes,
+                            ``attribute_to_idx`` / ``idx_to_attribute``
 
 A frame's image key is ``<video_id>_<sample_rank>`` (unique even when a short video samples
 the same frame twice); ``frames.tsv`` maps it back to the frame. Boxes are in the sampled
@@ -176,7 +178,7 @@ def export_vinvl(store: str, out_dir: str, opts: VinvlOptions | None = None) -> 
         for batch in source.batches("regions", columns, batch_rows=256):
             for row in frame_rows(batch):
                 key = image_key(row["video_id"], row["sample_rank"])
-                labels.see(row["classes"].tolist(), row["names"])
+                row["names"] = labels.see(row["classes"].tolist(), row["names"])
                 attributes.see(row)
                 predictions.row(key, objects_json(row))
                 sizes.row(key, json.dumps([{"height": row["height"], "width": row["width"]}]))

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vlprep.errors import CheckpointError
+from vlprep.models.checkpoint import read_state_dict
 from vlprep.models.vinvl_net import X152C4, VinVLConfig, VinVLNet, cell_anchors
 
 SHARED = "attribute.feature_extractor."
@@ -37,17 +38,10 @@ def read_state(path: str | Path, sha256: str | None = None) -> dict[str, torch.T
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != sha256.lower():
             raise VinVLCheckpointError(f"{path}: sha256 {digest} is not the pinned {sha256}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated or foreign files are one user error
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VinVLCheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
-                                              for v in state.values()):
+    state = read_state_dict(path, wrappers=("model",))  # weights_only, module. undone
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise VinVLCheckpointError(f"{path}: not a state dict (nor {{'model': state_dict}})")
-    return {str(k).removeprefix("module."): v for k, v in state.items()}
+    return state
 
 
 def load_into(net: VinVLNet, state: dict[str, torch.Tensor], name: str) -> None:

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.pipeline.adapters import TIMINGS, new_error
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.store import Store
-from vlprep.stages.base import OUTPUTS, Record
+from vlprep.stages.record import Record, new_error, notes, outputs, timings
+
+MAX_NOTES = 1000  # per stage, listed by video in the run summary (all are counted)
 
 
 @dataclass
@@ -18,6 +19,8 @@ class StageCounts:
     videos: int = 0  # videos that reached the stage
     errors: Counter = field(default_factory=Counter)  # reason -> videos
     seconds: float = 0.0  # summed per-video shares of batch wall time (worker time)
+    notes: dict[str, str] = field(default_factory=dict)  # video_id -> note, MAX_NOTES of them
+    noted: int = 0  # videos with a note
 
 
 @dataclass
@@ -31,15 +34,20 @@ class RunCounts:
 
     def note_video(self, record: Record) -> None:
         """Per-stage accounting of one finished video."""
-        for name, seconds in record.get(TIMINGS, {}).items():
+        for name, seconds in timings(record).items():
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += seconds
+        for name, text in notes(record).items():
+            stage = self.stages.setdefault(name, StageCounts())
+            stage.noted += 1
+            if len(stage.notes) < MAX_NOTES:
+                stage.notes[str(record["video_id"])] = text
         error = new_error(record)
         if error:
             stage = self.stages.setdefault(error["stage"], StageCounts())
             stage.errors[error["error"]] += 1
-            if error["stage"] not in record.get(TIMINGS, {}):
+            if error["stage"] not in timings(record):
                 stage.videos += 1  # failed before any timing was taken (crash journal)
 
 
@@ -77,7 +85,7 @@ class PartitionCollector:
         records = sorted(self.pending.pop(pid), key=lambda r: r["video_id"])
         per_table: dict[str, list[pa.Table]] = defaultdict(list)
         for record in records:
-            for table, rows in record.get(OUTPUTS, {}).items():
+            for table, rows in outputs(record).items():
                 per_table[table].append(rows)
         tables = {name: pa.concat_tables(parts) for name, parts in per_table.items()}
         self.store.write_partition(pid, len(records), tables, self.target_file_bytes,

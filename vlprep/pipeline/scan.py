@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlprep.errors import VideoError
 from vlprep.jobs.idset import IdSet
 from vlprep.jobs.manifest import has_scheme, read_manifest
 from vlprep.schemas.manifest import MANIFEST
@@ -45,7 +46,7 @@ class ScanResult:
 
 
 def _status_of(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
+    code = exc.code if isinstance(exc, VideoError) else None
     if code in STATUSES and code != "unreadable":
         return code
     text = str(exc).lower()

@@ -23,9 +23,9 @@ from pydantic import Field, model_validator
 
 from vlprep.columns import list_of_vectors
 from vlprep.schemas import REGIONS, with_vector_dims
-from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Record, Resources, Stage, emit
-from vlprep.stages.frames import SampledFrames, get_frames
+from vlprep.stages.backbone import BackboneOptions, BackboneStage, Encoder, Runtime, table_of
+from vlprep.stages.base import Record, Resources
+from vlprep.stages.frames import SampledFrames
 
 
 @dataclass
@@ -45,6 +45,8 @@ class DetectedFrames:
 
 
 class DetectOptions(BackboneOptions):
+    speed_only = frozenset({"frame_batch"})
+
     checkpoint: str | None = Field(
         default=None, description="vinvl_x152c4: vinvl_vg_x152c4.pth; else a torchvision "
                                   "Faster R-CNN state dict (.pth/.safetensors) or its ONNX export")
@@ -93,45 +95,34 @@ class DetectOptions(BackboneOptions):
         return self
 
 
-class DetectStage(Stage):
+class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
+                  resources=Resources(num_cpus=1.0, batch_size=2, concurrency=1)):
     """Leaves a DetectedFrames under ``key``; emits the `regions` rows of each video."""
 
-    kind = "detect"
-    Options = DetectOptions
-    stateful = True
-    tables = ("regions",)
-    default_resources = Resources(num_cpus=1.0, batch_size=2, concurrency=1)
+    @classmethod
+    def leaves(cls, options: DetectOptions) -> tuple[str, ...]:
+        return (options.key,)
 
-    model: Any = None
-
-    def setup(self) -> None:
-        if self.model is not None:
-            return
+    def load(self) -> Runtime:
         from vlprep.models import detector as det
-        from vlprep.models.accel import resolve_device
-        from vlprep.models.region_detector import RegionDetector, VinvlSettings
+        from vlprep.models.region_detector import RegionDetector, VinvlSettings, detect
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
-        self.device = resolve_device(opts.device)
+        opts = self.options
         if opts.architecture == "vinvl_x152c4":
             from vlprep.stages.detect_vinvl import VinvlBackend
 
-            self.model = VinvlBackend(opts, self.device)
-            self.names, self.attributes = self.model.names, self.model.attributes
-            self.schema = with_vector_dims(REGIONS, features=self.model.feature_dim)
-            return
-        self.attributes = None
+            backend = VinvlBackend(opts, self.device)
+            self.names, self.attributes = backend.names, backend.attributes
+            self.schema = with_vector_dims(REGIONS, features=backend.feature_dim)
+            return Encoder(opts.runtime, backend, backend.model,
+                           {"num_classes": len(backend.names),
+                            "feature_dim": backend.feature_dim})
+        self.attributes: list[str] | None = None
         settings = VinvlSettings(opts.score_thresh, opts.nms_thresh, opts.min_detections,
                                  opts.max_detections, opts.class_candidates, opts.region_feature)
         sizes = dict(min_size=opts.min_size, max_size=opts.max_size, proposals=opts.proposals)
         if opts.checkpoint and opts.checkpoint.endswith(".onnx"):
-            from vlprep.models.onnx_runtime import OnnxSession
-
-            self.model = OnnxSession(opts.checkpoint, self.device)
-            meta = self.model.metadata
-            if meta.get("model") != "detector":
-                raise ValueError(f"{opts.checkpoint}: not a vlprep detector export")
-            num_classes, dim = int(meta["num_classes"]), int(meta["feature_dim"])
+            runtime = self._onnx_session(Path(opts.checkpoint))
         else:
             if opts.init == "random":
                 classes = opts.num_classes or (
@@ -139,57 +130,55 @@ class DetectStage(Stage):
                     else det.VG_CLASSES + 1)
                 model = det.random_detector(opts.seed, opts.architecture, classes, **sizes)
             else:
-                model = det.load_detector(opts.checkpoint, opts.architecture,  # type: ignore
-                                          **sizes)
-            num_classes = int(model.roi_heads.box_predictor.cls_score.out_features)
-            dim = det.region_feature_dim(model, opts.region_feature)
-            self.model = RegionDetector(model, settings).to(self.device)
-        self.names = det.label_names(opts.label_map, num_classes)
-        self.schema = with_vector_dims(REGIONS, features=dim)
+                model = det.load_detector(opts.checkpoint_path, opts.architecture, **sizes)
+            dims = {"num_classes": int(model.roi_heads.box_predictor.cls_score.out_features),
+                    "feature_dim": det.region_feature_dim(model, opts.region_feature)}
+            region = RegionDetector(model, settings).to(self.device)
+            runtime = Encoder("torch", lambda frames: detect(
+                region, frames, self.device, opts.frame_batch, opts.precision), region, dims)
+            if opts.runtime == "onnx":  # exported on first use: traced for one frame size
+                runtime = Encoder("onnx", self._export_on_first_call(region), None, dims)
+        self.names = det.label_names(opts.label_map, runtime.dims["num_classes"])
+        self.schema = with_vector_dims(REGIONS, features=runtime.dims["feature_dim"])
+        return runtime
 
-    def _onnx(self, frames: np.ndarray) -> Any:
-        """Export on first use (the graph is traced for one frame size and batch)."""
+    def _onnx_session(self, path: Path) -> Encoder:
         from vlprep.models.onnx_runtime import OnnxSession
+        from vlprep.models.region_detector import onnx_detect
+
+        session = OnnxSession(path, self.device)
+        meta = session.metadata
+        if meta.get("model") != "detector":
+            raise ValueError(f"{path}: not a vlprep detector export")
+        return Encoder("onnx", lambda frames: onnx_detect(session, frames), session,
+                       {k: int(meta[k]) for k in ("num_classes", "feature_dim")})
+
+    def _export_on_first_call(self, region: Any) -> Any:
         from vlprep.models.region_detector import export_detector_onnx
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
-        with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
-            path = export_detector_onnx(self.model.cpu(), Path(tmp) / "detector.onnx",
-                                        opts.frame_batch, frames.shape[1], frames.shape[2])
-            return OnnxSession(path, self.device)
-
-    def detect(self, frames: np.ndarray) -> list[Any]:
-        from vlprep.models.region_detector import detect, onnx_detect
-
-        opts: DetectOptions = self.options  # type: ignore[assignment]
-        if opts.architecture == "vinvl_x152c4":
+        def run(frames: np.ndarray) -> Any:
+            if not isinstance(self.model, Encoder) or self.model.model is None:
+                with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
+                    path = export_detector_onnx(region.cpu(), Path(tmp) / "detector.onnx",
+                                                self.options.frame_batch, frames.shape[1],
+                                                frames.shape[2])
+                    self.model = self._onnx_session(path)
             return self.model(frames)
-        if opts.runtime == "onnx" and not hasattr(self.model, "metadata"):
-            self.model = self._onnx(frames)
-        if hasattr(self.model, "metadata"):
-            return onnx_detect(self.model, frames)
-        return detect(self.model, frames, self.device, opts.frame_batch, opts.precision)
 
-    def __call__(self, batch: list[Record]) -> list[Record]:
-        self.setup()
-        opts: DetectOptions = self.options  # type: ignore[assignment]
-        sampled = [get_frames(record, opts.frames) for record in batch]
-        found = self.detect(np.concatenate([s.frames for s in sampled]))
-        start = 0
-        for record, s in zip(batch, sampled, strict=True):
-            dets = found[start:start + len(s)]
-            start += len(s)
-            emit(record, "regions", self.rows(record, s, dets))
-            height, width = s.frames.shape[1:3]
-            record[opts.key] = DetectedFrames(
-                [d.boxes for d in dets], [d.labels for d in dets], [d.scores for d in dets],
-                self.names, np.asarray(s.indices, np.int64), int(width), int(height))
-        return batch
+        return run
 
-    def rows(self, record: Record, sampled: SampledFrames, dets: list[Any]) -> pa.Table:
+    def leave(self, record: Record, sampled: SampledFrames, outputs: list[Any]) -> None:
+        height, width = sampled.frames.shape[1:3]
+        record[self.options.key] = DetectedFrames(
+            [d.boxes for d in outputs], [d.labels for d in outputs], [d.scores for d in outputs],
+            self.names, np.asarray(sampled.indices, np.int64), int(width), int(height))
+
+    def rows(self, record: Record, sampled: SampledFrames, outputs: list[Any], extra: Any = None
+             ) -> pa.Table:
         """One row per frame; every per-box column is one flat buffer plus offsets."""
         from vlprep.models.region_detector import box_geometry
 
+        dets = outputs
         n = len(dets)
         offsets = np.concatenate([[0], np.cumsum([len(d.scores) for d in dets])])
         labels = np.concatenate([d.labels for d in dets]).astype(np.int32)
@@ -199,31 +188,33 @@ class DetectStage(Stage):
         features = np.concatenate([d.features for d in dets]).reshape(-1, dim)
         names = pa.array([self.names[i] for i in labels], pa.string())
         off = pa.array(offsets.astype(np.int32))
-        return pa.Table.from_arrays([
-            pa.array([record["video_id"]] * n, pa.string()),
-            pa.array(np.asarray(sampled.indices, np.int32)),
-            pa.array(np.asarray(sampled.times, np.float32)),
-            pa.array(np.arange(n, dtype=np.int16)),
-            pa.array(np.array([d.width for d in dets], np.int32)),
-            pa.array(np.array([d.height for d in dets], np.int32)),
-            list_of_vectors(boxes.astype(np.float32), offsets, 4, pa.float32()),
-            pa.ListArray.from_arrays(off, pa.array(labels)),
-            pa.ListArray.from_arrays(off, names),
-            pa.ListArray.from_arrays(off, pa.array(np.concatenate([d.scores for d in dets]))),
-            list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
-            list_of_vectors(geometry, offsets, 6, pa.float32()),
-            *self.attribute_columns(dets, offsets),
-        ], schema=self.schema)
+        return table_of(self.schema, {
+            "video_id": pa.array([record["video_id"]] * n, pa.string()),
+            "frame_index": pa.array(np.asarray(sampled.indices, np.int32)),
+            "time": pa.array(np.asarray(sampled.times, np.float32)),
+            "sample_rank": pa.array(np.arange(n, dtype=np.int16)),
+            "width": pa.array(np.array([d.width for d in dets], np.int32)),
+            "height": pa.array(np.array([d.height for d in dets], np.int32)),
+            "boxes": list_of_vectors(boxes.astype(np.float32), offsets, 4, pa.float32()),
+            "classes": pa.ListArray.from_arrays(off, pa.array(labels)),
+            "class_names": pa.ListArray.from_arrays(off, names),
+            "scores": pa.ListArray.from_arrays(off, pa.array(np.concatenate([d.scores
+                                                                             for d in dets]))),
+            "features": list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
+            "geometry": list_of_vectors(geometry, offsets, 6, pa.float32()),
+            **self.attribute_columns(dets, offsets),
+        })
 
-    def attribute_columns(self, dets: list[Any], offsets: np.ndarray) -> list[pa.Array]:
-        """attr_ids / attr_names / attr_scores: a list per box, null without an attribute
+    def attribute_columns(self, dets: list[Any], offsets: np.ndarray) -> dict[str, pa.Array]:
+        """attr_ids / attr_names / attr_scores: a list per box; null without an attribute
         head."""
-        types = [self.schema.field(c).type for c in ("attr_ids", "attr_names", "attr_scores")]
+        columns = ("attr_ids", "attr_names", "attr_scores")
+        types = [self.schema.field(c).type for c in columns]
         if self.attributes is None:
-            return [pa.nulls(len(dets), t) for t in types]
+            return {c: pa.nulls(len(dets), t) for c, t in zip(columns, types, strict=True)}
         ids = [a.astype(np.int16) for d in dets for a in d.attr_ids]
         names = [[self.attributes[i] for i in a] for a in ids]
         scores = [s.astype(np.float32) for d in dets for s in d.attr_scores]
         off = pa.array(offsets.astype(np.int32))
-        return [pa.ListArray.from_arrays(off, pa.array(v, t.value_type))
-                for v, t in zip((ids, names, scores), types, strict=True)]
+        return {c: pa.ListArray.from_arrays(off, pa.array(v, t.value_type))
+                for c, v, t in zip(columns, (ids, names, scores), types, strict=True)}

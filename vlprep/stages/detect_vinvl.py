@@ -47,7 +47,7 @@ class VinvlBackend:
         if opts.init == "random":
             self.model = VinVL.random(config, opts.seed)
         else:
-            self.model = VinVL.from_checkpoint(opts.checkpoint, config)  # sha256: the job checks
+            self.model = VinVL.from_checkpoint(opts.checkpoint_path, config)  # sha256: job checks
         if opts.runtime == "onnx":  # export once per worker, run the graphs in onnxruntime
             from vlprep.models.vinvl_onnx import VinVLOnnx, export_vinvl_onnx
 
