@@ -106,10 +106,36 @@ def coco_names() -> list[str]:
     return list(_COCO_CATEGORIES)
 
 
+def unique_name(name: str, class_id: int, taken: set[str]) -> str:
+    """`name`, or ``<name>_<id>`` when another class already has it: readers (STOA-VLP,
+    scene_graph_benchmark) map names back to ids, so a repeated name would merge classes."""
+    if name not in taken:
+        return name
+    out = f"{name}_{class_id}"
+    while out in taken:
+        out += "_"
+    return out
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Class names by id with repeats renamed (COCO's 'N/A' gaps: 'N/A', 'N/A_26', ...)."""
+    taken: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        out.append(unique_name(name, i, taken))
+        taken.add(out[-1])
+    return out
+
+
 def read_label_map(spec: str) -> list[str]:
     """Class names by class id (id 0 = background), from ``coco``, a JSON file (VinVL's
     ``VG-SGG-dicts*.json`` with ``idx_to_label``, or a list) or a text file (one name a line).
-    A file without the background entry gets ``__background__`` prepended."""
+    A file without the background entry gets ``__background__`` prepended. Names are unique
+    (see :func:`unique_names`)."""
+    return unique_names(_read_label_map(spec))
+
+
+def _read_label_map(spec: str) -> list[str]:
     if spec == "coco":
         return coco_names()
     path = Path(spec)

@@ -158,7 +158,11 @@ class S3D(nn.Module):
                 x = _max_pool_same(x, *_POOLS[name])
             x = getattr(self, name)(x)
         pooled = x.mean(dim=(2, 3, 4))
-        return {"video_embedding": self.fc(pooled), "mixed_5c": pooled}
+        # The head runs in fp32 also under autocast: the extractor computes (and normalises)
+        # the embedding in fp32 and only then casts to fp16.
+        with torch.autocast(x.device.type, enabled=False):
+            embedding = self.fc(pooled.float())
+        return {"video_embedding": embedding, "mixed_5c": pooled}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> S3D:
