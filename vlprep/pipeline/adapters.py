@@ -65,26 +65,33 @@ def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> 
     return from_records(records)
 
 
-def _journal(spec: StageSpec) -> Journal | None:
+def journal_of(spec: StageSpec) -> Journal | None:
     return Journal(spec.store, spec.name) if spec.store else None
 
 
-def _timed(stage: Stage, records: list[Record], journal: Journal | None,
-           drop: tuple[str, ...] = (), writer: BatchWriter | None = None) -> pa.Table:
-    """Run the stage and charge each live video its share of the batch's seconds; then drop
-    the record keys (sampled frames) that no later stage reads, or, after the pass's last
-    stage (given the pass's `writer`), write the rows here and pass on only the report."""
+def run_timed(stage: Stage, records: list[Record], journal: Journal | None,
+              drop: tuple[str, ...] = ()) -> list[Record]:
+    """Run the stage (guarded, journaled) and charge each live video its share of the
+    batch's seconds; then drop the record keys that no later stage reads."""
     live = [r for r in records if not failed(r)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
         charge(record, stage.name, share)
-    if writer is not None:  # the pass's last stage: rows go to storage, metadata on
-        return write_batch(writer, records).to_table()
     for record in records:
         for key in drop:
             record.pop(key, None)
+    return records
+
+
+def _timed(stage: Stage, records: list[Record], journal: Journal | None,
+           drop: tuple[str, ...] = (), writer: BatchWriter | None = None) -> pa.Table:
+    """:func:`run_timed` between Ray blocks; after the pass's last stage (given the pass's
+    `writer`) the rows are written here and only the batch's report travels on."""
+    records = run_timed(stage, records, journal, () if writer else drop)
+    if writer is not None:  # the pass's last stage: rows go to storage, metadata on
+        return write_batch(writer, records).to_table()
     return from_records(records)
 
 
@@ -106,7 +113,7 @@ def _task_stage(spec: StageSpec) -> Stage:
 def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = (),
                    writer: BatchWriter | None = None) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop, writer)
+    return _timed(_task_stage(spec), to_records(batch), journal_of(spec), drop, writer)
 
 
 class StageActor:
@@ -116,7 +123,7 @@ class StageActor:
                  writer: BatchWriter | None = None):
         self.stage = spec.build()
         self.stage.setup()
-        self.journal = _journal(spec)
+        self.journal = journal_of(spec)
         self.drop, self.writer = drop, writer
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+MAX_NOTES = 1000  # per stage, listed by video in the run summary (all are counted)
+
 
 @dataclass
 class StageCounts:
     videos: int = 0  # videos that reached the stage
     errors: Counter = field(default_factory=Counter)  # reason -> videos
     seconds: float = 0.0  # summed per-video shares of batch wall time (worker time)
+    notes: dict[str, str] = field(default_factory=dict)  # video_id -> note, MAX_NOTES of them
+    noted: int = 0  # videos with a note
 
 
 @dataclass
@@ -32,6 +36,11 @@ class RunCounts:
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += share
+        for name, text in (video.get("notes") or {}).items():
+            stage = self.stages.setdefault(name, StageCounts())
+            stage.noted += 1
+            if len(stage.notes) < MAX_NOTES:
+                stage.notes[str(video["video_id"])] = text
         self.videos += count_video
         error = video.get("error")
         if error:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.stages.record import Record, new_error, outputs, timings
+from vlprep.stages.record import Record, new_error, notes, outputs, timings
 from vlprep.store.writer import BatchWriter, WrittenFile, writer_identity
 
 REPORT = pa.schema([pa.field("report", pa.large_string())])
@@ -54,5 +54,5 @@ def write_batch(writer: BatchWriter, records: list[Record]) -> BatchReport:
             for table, data in outputs(r).items()]
     files = writer.write(rows)
     videos = [{"video_id": r["video_id"], "partition": r["partition"], "error": new_error(r),
-               "seconds": timings(r)} for r in records]
+               "seconds": timings(r), "notes": notes(r)} for r in records]
     return BatchReport(videos, files, writer_identity() if files else {})
