@@ -31,6 +31,7 @@ CLASSES = ["__background__", "man", "dog", "car", "tree", "ball", "N/A", "hat", 
 EXPORTED_NAMES = ["__background__", "man", "dog", "car", "tree", "ball", "N/A", "hat", "shoe",
                   "bike", "N/A_10", "lamp", "sky"]
 CAPTION_POS = [0, 0, 1, 2, 1, 0, 0, 0, 1, 0]  # start of text, 8 caption tokens, end of text
+ATTRIBUTES = ["__no_attribute__", "white", "black", "wooden", "red", "green", "large"]
 RULES = {"max_objects": 5, "candidates": 8, "max_trajectories": 6, "same_class_iou": 0.2,
          "cross_class_iou": 0.5, "frame_size": 224}
 
@@ -90,6 +91,20 @@ def _regions(vid: str, rng: np.random.Generator) -> pa.Table:
     def per_frame(values: pa.Array) -> pa.ListArray:
         return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
 
+    attributes = [None] * 3  # a detector without attributes (videos v4..)
+    if int(vid[1:]) < 4:  # VinVL-like: 0-3 attributes per box, by descending score
+        counts = rng.integers(0, 4, total)
+        ids = [rng.choice(np.arange(1, len(ATTRIBUTES)), k, replace=False) for k in counts]
+        scores_ = [np.sort(rng.uniform(0.06, 0.9, k))[::-1].astype(np.float32) for k in counts]
+        attributes = [
+            per_frame(pa.array([a.astype(np.int16) for a in ids], pa.list_(pa.int16()))),
+            per_frame(pa.array([[ATTRIBUTES[i] for i in a] for a in ids],
+                               pa.list_(pa.string()))),
+            per_frame(pa.array(scores_, pa.list_(pa.float32())))]
+    attributes = [a if a is not None else pa.nulls(FRAMES, schema.field(name).type)
+                  for a, name in zip(attributes, ("attr_ids", "attr_names", "attr_scores"),
+                                     strict=True)]
+
     return pa.Table.from_arrays([
         pa.array([vid] * FRAMES), pa.array((ranks * 7).astype(np.int32)),
         pa.array((ranks * 0.5).astype(np.float32)), pa.array(ranks.astype(np.int16)),
@@ -99,6 +114,7 @@ def _regions(vid: str, rng: np.random.Generator) -> pa.Table:
         per_frame(pa.array(scores)),
         per_frame(pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1)), REGION_DIM)),
         per_frame(pa.FixedSizeListArray.from_arrays(pa.array(geometry.reshape(-1)), 6)),
+        *attributes,
     ], schema=schema)
 
 

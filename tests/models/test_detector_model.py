@@ -18,7 +18,7 @@ from vlprep.models.detector import (
     region_feature_dim,
 )
 from vlprep.models.onnx_runtime import onnxruntime_available
-from vlprep.models.vinvl import (
+from vlprep.models.region_detector import (
     RegionDetector,
     VinvlSettings,
     box_geometry,
@@ -184,7 +184,7 @@ def test_box_geometry():
 @pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
 def test_onnx_export_matches_torch(tmp_path, detector):
     from vlprep.models.onnx_runtime import OnnxSession
-    from vlprep.models.vinvl import export_detector_onnx, onnx_detect
+    from vlprep.models.region_detector import export_detector_onnx, onnx_detect
 
     path = export_detector_onnx(detector, tmp_path / "det.onnx", batch=2, height=64, width=64)
     session = OnnxSession(path)

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from vlprep.models.detector import load_detector
 from vlprep.models.onnx_runtime import onnxruntime_available
-from vlprep.models.vinvl import RegionDetector, detect
+from vlprep.models.region_detector import RegionDetector, detect
 from vlprep.schemas import REGIONS, with_vector_dims
 from vlprep.stages.base import OUTPUTS, Resources
 from vlprep.stages.detect import DetectedFrames, DetectOptions, DetectStage

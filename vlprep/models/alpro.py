@@ -121,6 +121,7 @@ class AlproPrompter:
         self.tokenizer = tokenizer
         self.precision, self.video_batch, self.text_batch = precision, video_batch, text_batch
         self.image_size = model.cfg.vision.image_size
+        self.num_frames = model.cfg.vision.num_frames  # an image is this many copies (ALPRO)
         self.temperature = float(model.temp.detach().item())  # as stored, no clamp
         self.checkpoint = checkpoint
         self._sha256: str | None = None

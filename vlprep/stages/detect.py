@@ -1,10 +1,13 @@
-"""VinVL-style object detection with region features: one `regions` row per sampled frame.
+"""Object detection with region features: one `regions` row per sampled frame.
 
-Stateful: a torchvision Faster R-CNN is loaded once per worker from a state dict (or an ONNX
-export run by onnxruntime), with VinVL's test settings (score 0.2, NMS 0.5, 10 to 100 boxes
-per frame). All frames of a batch of videos go through the detector together, ``frame_batch``
-at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry. The detections
-(without features) are also left on the record under ``key`` for the trajectories stage.
+Stateful: the detector is loaded once per worker. ``architecture: vinvl_x152c4`` is VinVL's
+published X152-C4 with attributes (:mod:`vlprep.stages.detect_vinvl`, 2,048-d features, VinVL's
+own settings); the other architectures are torchvision Faster R-CNNs from a state dict (or an
+ONNX export run by onnxruntime) with VinVL-style test settings (score 0.2, NMS 0.5, 10 to 100
+boxes per frame). All frames of a batch of videos go through the detector together,
+``frame_batch`` at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry.
+The detections (without features) are also left on the record under ``key`` for the
+trajectories stage.
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ class DetectOptions(BackboneOptions):
     speed_only = frozenset({"frame_batch"})
 
     checkpoint: str | None = Field(
-        default=None, description="torchvision Faster R-CNN state dict (.pth/.safetensors) "
-                                  "or its ONNX export")
-    architecture: Literal["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
-                          "resnet18_fpn"] = "resnet50_fpn_v2"
+        default=None, description="vinvl_x152c4: vinvl_vg_x152c4.pth; else a torchvision "
+                                  "Faster R-CNN state dict (.pth/.safetensors) or its ONNX export")
+    architecture: Literal["vinvl_x152c4", "resnet50_fpn", "resnet50_fpn_v2",
+                          "mobilenet_v3_large_fpn", "resnet18_fpn"] = "resnet50_fpn_v2"
     label_map: str | None = Field(
-        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file")
+        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file "
+                                  "(vinvl_x152c4: VG-SGG-dicts-vgoi6-clipped.json)")
     num_classes: int | None = Field(default=None, gt=1, description="init: random only; "
                                     "default: the label map's size, else 1595 (VinVL)")
     min_size: int = Field(default=600, gt=0, description="test resize: shorter side")
@@ -63,6 +67,9 @@ class DetectOptions(BackboneOptions):
     class_candidates: int = Field(default=10, gt=0, description="classes per proposal in NMS")
     region_feature: Literal["head", "roi"] = Field(
         default="head", description="box-head representation, or mean of the RoIAlign map")
+    nms_convention: Literal["torchvision", "legacy"] = Field(
+        default="torchvision", description="vinvl_x152c4: torchvision's NMS (what the head "
+                                           "commit calls) or the compiled kernel's +1 area")
     runtime: Literal["torch", "onnx"] = "torch"
     frame_batch: int = Field(default=8, gt=0, description="frames per forward pass")
     key: str = Field(default="detections", description="record key the detections go under")
@@ -76,6 +83,15 @@ class DetectOptions(BackboneOptions):
             raise ValueError(f"label_map {self.label_map!r}: no such file (or use coco)")
         if self.min_detections > self.max_detections:
             raise ValueError("min_detections cannot exceed max_detections")
+        if self.architecture == "vinvl_x152c4":
+            if self.label_map is not None and not self.label_map.endswith(".json"):
+                raise ValueError("vinvl_x152c4: label_map is VinVL's VG-SGG-dicts JSON")
+            wrong = {"num_classes", "class_candidates", "region_feature"} & self.model_fields_set
+            if wrong:
+                raise ValueError(f"{sorted(wrong)[0]} applies to the torchvision architectures "
+                                 "only (vinvl_x152c4 is VinVL's fixed network)")
+            if self.checkpoint and self.checkpoint.endswith(".onnx"):
+                raise ValueError("vinvl_x152c4 takes the .pth (runtime: onnx exports it)")
         return self
 
 
@@ -89,9 +105,19 @@ class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
 
     def load(self) -> Runtime:
         from vlprep.models import detector as det
-        from vlprep.models.vinvl import RegionDetector, VinvlSettings, detect
+        from vlprep.models.region_detector import RegionDetector, VinvlSettings, detect
 
         opts = self.options
+        if opts.architecture == "vinvl_x152c4":
+            from vlprep.stages.detect_vinvl import VinvlBackend
+
+            backend = VinvlBackend(opts, self.device)
+            self.names, self.attributes = backend.names, backend.attributes
+            self.schema = with_vector_dims(REGIONS, features=backend.feature_dim)
+            return Encoder(opts.runtime, backend, backend.model,
+                           {"num_classes": len(backend.names),
+                            "feature_dim": backend.feature_dim})
+        self.attributes: list[str] | None = None
         settings = VinvlSettings(opts.score_thresh, opts.nms_thresh, opts.min_detections,
                                  opts.max_detections, opts.class_candidates, opts.region_feature)
         sizes = dict(min_size=opts.min_size, max_size=opts.max_size, proposals=opts.proposals)
@@ -118,7 +144,7 @@ class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
 
     def _onnx_session(self, path: Path) -> Encoder:
         from vlprep.models.onnx_runtime import OnnxSession
-        from vlprep.models.vinvl import onnx_detect
+        from vlprep.models.region_detector import onnx_detect
 
         session = OnnxSession(path, self.device)
         meta = session.metadata
@@ -128,7 +154,7 @@ class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
                        {k: int(meta[k]) for k in ("num_classes", "feature_dim")})
 
     def _export_on_first_call(self, region: Any) -> Any:
-        from vlprep.models.vinvl import export_detector_onnx
+        from vlprep.models.region_detector import export_detector_onnx
 
         def run(frames: np.ndarray) -> Any:
             if not isinstance(self.model, Encoder) or self.model.model is None:
@@ -150,7 +176,7 @@ class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
     def rows(self, record: Record, sampled: SampledFrames, outputs: list[Any], extra: Any = None
              ) -> pa.Table:
         """One row per frame; every per-box column is one flat buffer plus offsets."""
-        from vlprep.models.vinvl import box_geometry
+        from vlprep.models.region_detector import box_geometry
 
         dets = outputs
         n = len(dets)
@@ -176,4 +202,19 @@ class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
                                                                              for d in dets]))),
             "features": list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
             "geometry": list_of_vectors(geometry, offsets, 6, pa.float32()),
+            **self.attribute_columns(dets, offsets),
         })
+
+    def attribute_columns(self, dets: list[Any], offsets: np.ndarray) -> dict[str, pa.Array]:
+        """attr_ids / attr_names / attr_scores: a list per box; null without an attribute
+        head."""
+        columns = ("attr_ids", "attr_names", "attr_scores")
+        types = [self.schema.field(c).type for c in columns]
+        if self.attributes is None:
+            return {c: pa.nulls(len(dets), t) for c, t in zip(columns, types, strict=True)}
+        ids = [a.astype(np.int16) for d in dets for a in d.attr_ids]
+        names = [[self.attributes[i] for i in a] for a in ids]
+        scores = [s.astype(np.float32) for d in dets for s in d.attr_scores]
+        off = pa.array(offsets.astype(np.int32))
+        return {c: pa.ListArray.from_arrays(off, pa.array(v, t.value_type))
+                for c, v, t in zip(columns, (ids, names, scores), types, strict=True)}

@@ -75,7 +75,7 @@ def read_entities(store: str) -> list[str]:
     """The entity lemmas of a store in rank order (entity id = list index)."""
     import pyarrow.dataset as pads
 
-    from vlprep.pipeline.store import open_filesystem
+    from vlprep.store.fs import open_filesystem
 
     fs, root = open_filesystem(store)
     path = f"{root}/entities"

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from vlprep.columns import list_rows
 from vlprep.models.accel import Precision
 from vlprep.schemas import SOFT_LABELS
 from vlprep.stages.backbone import BackboneStage, Encoder, ModelOptions, Runtime
@@ -236,7 +237,10 @@ class PrompterStage(BackboneStage[PrompterOptions], kind="prompter", table="soft
                              f"takes {size}x{size} (sample at size {size})")
         boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
                              opts.patch_size, opts.crop_scale, opts.crop_ratio)
-        return [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes], boxes
+        frames = sampled.frames
+        if self.video_model and len(frames) == 1:  # an image: ALPRO repeats it num_frm times
+            frames = np.repeat(frames, self.prompter.num_frames, axis=0)
+        return [crop_view(frames, box, opts.crop_view, size) for box in boxes], boxes
 
     def batch_inputs(self, parts: list[Any]) -> list[np.ndarray]:
         """All crop views of the batch, in order (they may differ in frame count)."""
@@ -287,7 +291,8 @@ class PrompterStage(BackboneStage[PrompterOptions], kind="prompter", table="soft
             low = alpro_ignore(probs)
         else:
             low = best[:, 0] < opts.min_top_prob
-        full = fp16_rows(probs) if opts.store_full else pa.nulls(len(boxes), FULL_TYPE)
+        full = (list_rows(probs.astype(np.float16), pa.float16()) if opts.store_full
+                else pa.nulls(len(boxes), FULL_TYPE))
         k = len(boxes)
         frame_indices = [int(i) for i in indices]
         return pa.table({
@@ -305,10 +310,3 @@ class PrompterStage(BackboneStage[PrompterOptions], kind="prompter", table="soft
             "low_confidence": pa.array(low),
             "probs_full": full,
         }, schema=SOFT_LABELS)
-
-
-def fp16_rows(probs: np.ndarray) -> pa.Array:
-    """K x E probabilities as K lists of E fp16 values."""
-    k, e = probs.shape
-    values = pa.array(np.ascontiguousarray(probs, dtype=np.float16).reshape(-1))
-    return pa.ListArray.from_arrays(pa.array(np.arange(k + 1, dtype=np.int32) * e), values)

@@ -42,6 +42,10 @@ def outputs(record: Record) -> dict[str, pa.Table]:
     return record.get(OUTPUTS, {})
 
 
+def code_of(exc: BaseException) -> str | None:
+    return exc.code if isinstance(exc, VideoError) else None
+
+
 def reason_of(exc: BaseException) -> str:
     """A one-line, readable reason for an errors row."""
     text = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
@@ -49,9 +53,10 @@ def reason_of(exc: BaseException) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
-def fail(record: Record, stage: str, reason: str) -> None:
-    """Mark the record failed at `stage` and queue its errors row."""
-    record[ERROR] = {"stage": stage, "error": reason}
+def fail(record: Record, stage: str, reason: str, code: str | None = None) -> None:
+    """Mark the record failed at `stage` and queue its errors row; `code` classifies a
+    VideoError (missing, unreadable, over_caps, ...) for `vlprep scan`."""
+    record[ERROR] = {"stage": stage, "error": reason, **({"code": code} if code else {})}
     emit(record, "errors", pa.table({
         "video_id": [record["video_id"]], "stage": [stage], "error": [reason],
         "path": [record.get("path")],
