@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
+from vlprep.jobs.flow import split_passes
 from vlprep.pipeline import adapters
 from vlprep.pipeline.aggregate import KeyedSums
 from vlprep.pipeline.collector import PartitionCollector, RunCounts
@@ -64,14 +65,11 @@ class Pass:
 
 
 def plan_passes(stages: list[StageSpec]) -> list[Pass]:
-    passes = [Pass(0)]
-    for spec in stages:
-        if spec.is_aggregate:
-            passes[-1].aggregate = spec
-            passes.append(Pass(len(passes)))
-        else:
-            passes[-1].stages.append(spec)
-    return [p for p in passes if p.stages or p.aggregate]
+    passes = []
+    for index, step in enumerate(split_passes(stages)):
+        aggregate = step[-1] if step[-1].is_aggregate else None
+        passes.append(Pass(index, [s for s in step if not s.is_aggregate], aggregate))
+    return passes
 
 
 def run_job(job: Job, address: str | None = None, quiet: bool = False,
