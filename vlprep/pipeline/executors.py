@@ -91,14 +91,16 @@ class LocalExecutor:
 
     `store` overrides the store the stages read earlier tables from (plan's scratch store);
     `journal: False` runs without the crash journal (nothing to resume in a scratch run);
-    `worker_threads` gives each stage the torch threads its declared CPUs give it in a Ray
-    worker (for timing it as it will run). ``setup_seconds`` records each set-up's time.
+    `worker_threads` (default) gives each stage the torch threads its declared CPUs give it
+    in a Ray worker (at least one): the same threads give the same floating-point sums, so
+    the same rows; and plan times a stage as it will run. ``setup_seconds`` records each
+    set-up's time.
     """
 
     name = "local"
 
     def __init__(self, store: str | None = None, journal: bool = True,
-                 worker_threads: bool = False):
+                 worker_threads: bool = True):
         self.store = store
         self.journal = journal
         self.worker_threads = worker_threads
