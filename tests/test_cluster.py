@@ -172,14 +172,14 @@ def test_demo_like_job_runs_across_two_nodes(tmp_path, cluster):
     on_head, on_worker2 = cluster.plan_work("head"), cluster.plan_work("worker2")
     assert on_head and on_worker2, (on_head, on_worker2)
 
-    # Workers wrote the data files, the second node's among them; the driver only received
-    # the batches' reports (what its plan handed it: no feature rows, a few KB in all).
+    # Worker processes of the cluster wrote the data files (the last stage's, wherever Ray
+    # placed it: the CLIP actor lands on either node), never the driver; the driver only
+    # received the batches' reports (what its plan handed it: no feature rows, a few KB).
     [summary] = [json.loads(p.read_text()) for p in (store / "_runs").glob("run-*.json")]
-    (worker2,) = [n["id"] for n in nodes if n["resources"].get("worker2")]
     writers = {tuple(key.split()) for key in summary["writers"]}
-    assert worker2 in {node for node, _ in writers}, (worker2, writers)
+    assert writers and {node for node, _ in writers} <= {n["id"] for n in nodes}, writers
     driver = summary["driver"]
-    assert str(driver["pid"]) not in {pid for _, pid in writers} and driver["node"] != worker2
+    assert (driver["node"], str(driver["pid"])) not in writers, (driver, writers)
     written = sum(p.stat().st_size for p in store.glob("[!_]*/part-*.parquet"))  # not _inputs
     assert summary["bytes_written"] == written and written > 300_000
     assert 0 < driver["bytes_received"] < 2_000 * len(rows), driver
