@@ -16,6 +16,7 @@ import numpy as np
 
 from vlprep.stages.base import VideoError
 from vlprep.stages.decoders import decord_backend, ffmpeg_backend, pyav_backend
+from vlprep.stages.decoders.dense import DenseReader
 from vlprep.stages.decoders.geometry import FrameWriter, Geometry
 from vlprep.stages.decoders.media import (
     Caps,
@@ -121,21 +122,40 @@ def run_sample(req: SampleRequest, allocate: Allocate) -> SampleResult:
         plan = _plan(req, index, facts["fps"], stream.average_rate)
         crop = req.crop or req.size
         out = allocate((len(plan.indices), crop, crop, 3))
-        writer = FrameWriter(Geometry(req.size, crop, rotation), out)
-        positions: dict[int, list[int]] = {}
-        for pos, t in enumerate(plan.indices):
-            if t >= 0:
-                positions.setdefault(int(t), []).append(pos)
-        targets = np.asarray(sorted(positions), dtype=np.int64)
-        stats = _decode(req, container, stream, index, targets, facts, rotation,
-                        lambda t, frame: writer.put(positions[t], frame))
-        out[~plan.valid] = 0
+        geometry = Geometry(req.size, crop, rotation)
+        if dense_in_order(req):
+            reader = DenseReader(container, stream, index, plan.indices[plan.valid], geometry)
+            reader.fill(0, out)
+            geometry = reader.geometry
+            stats: dict[str, Any] = {"decoded": reader.decoded, "seeks": 0}
+            targets = np.unique(plan.indices[plan.valid])
+        else:
+            writer = FrameWriter(geometry, out)
+            positions: dict[int, list[int]] = {}
+            for pos, t in enumerate(plan.indices):
+                if t >= 0:
+                    positions.setdefault(int(t), []).append(pos)
+            targets = np.asarray(sorted(positions), dtype=np.int64)
+            stats = _decode(req, container, stream, index, targets, facts, rotation,
+                            lambda t, frame: writer.put(positions[t], frame))
+            out[~plan.valid] = 0
+            geometry = writer.geometry
+    stats.update(targets=len(targets), returned=int(plan.valid.sum()))
+    return _result(plan, index, facts["fps"], geometry.rotation or 0, stats)
+
+
+def dense_in_order(req: SampleRequest) -> bool:
+    """Whether the request goes through the dense front-to-back path (videoclip on PyAV)."""
+    return req.sampler == "videoclip" and req.decoder == "pyav"
+
+
+def _result(plan: _Plan, index: FrameIndex, fps: float, rotation: int,
+            stats: dict[str, Any]) -> SampleResult:
     valid = plan.valid
     times = np.full(len(plan.indices), np.nan)
     times[valid] = index.times(plan.indices[valid])
-    stats.update(targets=len(targets), returned=int(valid.sum()))
     return SampleResult(None, plan.indices, times, valid, plan.snapped, plan.window_starts,
-                        facts["fps"], writer.geometry.rotation or 0, len(index), stats)
+                        fps, rotation, len(index), stats)
 
 
 @dataclass
