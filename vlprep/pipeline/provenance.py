@@ -22,7 +22,7 @@ RECIPE_FILE = "_recipe.json"
 # Options that change how fast a stage runs, never what it writes.
 RUNTIME_OPTIONS = frozenset({"device", "frame_batch", "timeout", "sha256", "threads",
                              "spacy_batch", "text_batch",
-                             "workers", "runtime_batch"})
+                             "workers", "runtime_batch", "stream"})
 
 
 class RecipeError(ValueError):

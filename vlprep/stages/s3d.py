@@ -1,10 +1,12 @@
 """VideoCLIP S3D features: one `s3d` row per video, one 512-d vector per second.
 
 Reads the frames of the VideoCLIP sampler (30 fps, 1-s windows of 30 frames, the last one
-zero-padded) and runs the HowTo100M S3D-G on every window. The windows of all videos of a
-batch go through the model together in chunks of ``frame_batch`` windows, then are split
-back per video. Stored fp16, L2-normalised by default as VideoCLIP's extractor does; with
-``mixed_5c: true`` the 1024-d pooled block output is stored too.
+zero-padded) and runs the HowTo100M S3D-G on every window, ``frame_batch`` windows per
+forward pass. Streamed frames (the sampler's default, see :mod:`vlprep.stages.frames`) are
+decoded 16 windows at a time, the next piece while the model runs on this one, so memory is
+flat in the video's length (decoding then happens in this stage's process). Stored fp16,
+L2-normalised by default as VideoCLIP's extractor does; with ``mixed_5c: true`` the
+1024-d pooled block output is stored too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from vlprep.schemas import S3D, list_of_vectors
 from vlprep.stages.backbone import BackboneOptions
 from vlprep.stages.base import Record, Resources, Stage, VideoError, emit
 from vlprep.stages.frames import SampledFrames, get_frames
+
+CHUNK_WINDOWS = 16  # windows decoded and embedded at a time (16 s: 72 MB of frames at 224)
 
 
 class S3dOptions(BackboneOptions):
@@ -66,15 +70,15 @@ class S3dStage(Stage):
         self.setup()
         opts: S3dOptions = self.options  # type: ignore[assignment]
         sampled = [get_frames(record, opts.frames) for record in batch]
-        counts = [self._windows(s) for s in sampled]
-        frames = np.concatenate([s.frames for s in sampled])
-        out = embed_windows(self.model, frames, opts.window, self.device, opts.frame_batch,
-                            opts.precision)
-        start = 0
-        for record, s, n in zip(batch, sampled, counts, strict=True):
-            features = {k: v[start:start + n] for k, v in out.items()}
+        for s in sampled:
+            self._windows(s)
+        per_chunk = opts.window * max(CHUNK_WINDOWS, opts.frame_batch)
+        for record, s in zip(batch, sampled, strict=True):
+            parts = [embed_windows(self.model, chunk, opts.window, self.device,
+                                   opts.frame_batch, opts.precision)
+                     for chunk in s.chunks(per_chunk)]  # streamed frames: decoded per chunk
+            features = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
             emit(record, "s3d", self.rows(record, s, features))
-            start += n
         return batch
 
     def _windows(self, sampled: SampledFrames) -> int:

@@ -108,6 +108,7 @@ class DenseReader:
         self._next = 0  # the slot the decode position belongs to
         self._held: tuple[int, np.ndarray] | None = None  # last written frame and its image
         self.decoded = 0
+        self.seeks = 0
 
     @property
     def geometry(self) -> Geometry:
@@ -147,6 +148,7 @@ class DenseReader:
         """Position the decode at the keyframe before presentation index `first`."""
         index, stream = self.index, self.stream
         self._held = None
+        self.seeks += 1
         if index.exact:
             pos = int(np.searchsorted(index.keyframes, first, side="right")) - 1
             key = int(index.keyframes[pos]) if pos >= 0 else 0
