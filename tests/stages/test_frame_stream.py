@@ -93,3 +93,26 @@ def test_half_hour_video_streams_in_flat_memory(half_hour_video):
     assert got["valid"] == 54_000 and got["frames"] == got["slots"] == 54_000
     assert got["checksum"] > 0  # real pixels, not zeros
     assert got["parent_mb"] + got["worker_mb"] < 1024, got
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_half_hour_video_through_s3d_into_one_row(half_hour_video):
+    """The same 30 minutes through the sample stage and a random S3D (frames resized to 112,
+    cropped to 16 so the full S3D-G runs 1,800 windows on a CPU in minutes) into one s3d
+    row."""
+    from vlprep.stages.base import OUTPUTS
+    from vlprep.stages.s3d import S3dOptions, S3dStage
+
+    record = {"video_id": "long", "path": str(half_hour_video), "partition": 0}
+    SampleStage(SampleOptions(sampler="videoclip", size=112, crop=16), Resources())([record])
+    assert isinstance(record["frames"], StreamedFrames)
+    stage = S3dStage(S3dOptions(init="random", device="cpu", frame_batch=16), Resources())
+    stage([record])
+    assert record["frames"]._frames is None  # never held whole
+    rows = record[OUTPUTS]["s3d"].to_pylist()
+    assert len(rows) == 1 and rows[0]["num_windows"] == 1800
+    np.testing.assert_allclose(rows[0]["window_start"], np.arange(1800), atol=1e-3)
+    features = np.asarray(rows[0]["features"], np.float32)
+    assert features.shape == (1800, 512) and np.isfinite(features).all()
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, atol=1e-2)
