@@ -1,11 +1,13 @@
 """Text-side throughput: spaCy, the tokenizers, the texts stage, the entity count, and the
-ALPRO prompter (prompt ensembles and crop scoring).
+prompters (prompt ensembles and crop scoring): a CLIP prompter, and ALPRO's own (TimeSformer +
+BERT, ``prompter: alpro``; set-up = loading prompter_pretrained.pt, then the prompt ensemble
+computed, or read from the on-disk cache).
 
 spaCy runs in one process (``nlp.pipe``, no parser or NER) and torch and the tokenizers on one
 thread (``--threads``; ``RAYON_NUM_THREADS=1`` for the tokenizers), and times are the
 process's CPU seconds, so the figures are per core and hold on a machine shared with others.
-The prompter is a full-size ViT-B/16 CLIP (both towers) with random weights: speed does not
-depend on the weights.
+The prompters are full size with random weights (speed does not depend on the weights): a
+ViT-B/16 CLIP (both towers), and ALPRO's prompter saved in its released key layout.
 Sentences are real caption and ASR-style lines, cycled to ``--sentences``. Example:
 
     .venv/bin/python bench/text.py                       # CPU, demo tokenizers
@@ -138,6 +140,70 @@ def bench_prompter(args) -> dict:
             "crops_x_frames_per_video": args.crops * args.frames}
 
 
+def bench_alpro(args) -> dict:
+    """ALPRO's prompter: load a full-size file in the released layout, build the prompt
+    ensemble (cold, then from the cache), and score crops (each crop: a 4-frame video)."""
+    import tempfile
+    from pathlib import Path
+
+    from vlprep.models.alpro import AlproPrompter, mask_outside
+    from vlprep.models.alpro_checkpoint import released_name
+    from vlprep.models.clip import resolve_device
+    from vlprep.models.prompt_cache import cache_key, cached, vocabulary_digest
+    from vlprep.models.prompter import VIDEO_TEMPLATES
+    from vlprep.models.tokenizers import load_tokenizer
+    from vlprep.stages.crops import sample_boxes
+
+    logging.getLogger("vlprep").setLevel(logging.ERROR)
+    device = resolve_device(args.device)
+    wall = device.type == "cuda"
+    tokenizer = load_tokenizer(args.bert, "bert")
+    random = AlproPrompter.random(tokenizer, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "prompter_pretrained.pt"
+        torch.save({released_name(k): v for k, v in random.model.state_dict().items()}, path)
+        del random
+        start = time.perf_counter()
+        prompter = AlproPrompter.from_checkpoint(path, tokenizer=args.bert, device=str(device),
+                                                 precision=args.alpro_precision)
+        prompter.embed_texts(["warm up"])
+        load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        sha = prompter.sha256
+        sha_s = time.perf_counter() - start
+        entities = [f"{CAPTIONS[i % len(CAPTIONS)].split()[1].lower()}{i}"
+                    for i in range(args.entities)]
+        key = cache_key(sha, entities, VIDEO_TEMPLATES, tokenizer=vocabulary_digest(tokenizer))
+        start = time.perf_counter()
+        cached(Path(tmp) / "cache", key,
+               lambda: prompter.embed_prompts(entities, VIDEO_TEMPLATES))
+        cold_s = time.perf_counter() - start
+        start = time.perf_counter()
+        cached(Path(tmp) / "cache", key, lambda: None)  # type: ignore[arg-type, return-value]
+        warm_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
+              for _ in range(args.alpro_videos)]
+    boxes = [[(b.left, b.top, b.width, b.height) for b in sample_boxes(f"v{i}", 0, args.crops,
+                                                                       224, 224)]
+             for i in range(len(videos))]
+    prompter.embed_crops(videos[0], boxes[0][:1])  # warm-up
+
+    def score() -> None:
+        prompter.embed_videos(np.stack([mask_outside(v, b)
+                                        for v, bs in zip(videos, boxes, strict=True)
+                                        for b in bs]))
+
+    crop_s = best_of(score, args.repeats, wall)
+    crops = len(videos) * args.crops
+    prompts = len(entities) * len(VIDEO_TEMPLATES)
+    return {"device": str(device), "precision": args.alpro_precision,
+            "load_s": load_s, "sha256_s": sha_s, "prompts": prompts,
+            "prompt_ensemble_cold_s": cold_s, "prompts_per_s": prompts / cold_s,
+            "prompt_ensemble_cached_s": warm_s, "crops": crops,
+            "crops_per_s": crops / crop_s, "crop_timing": "wall" if wall else "cpu"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=2000)
@@ -154,6 +220,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (CPU)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-prompter", action="store_true")
+    parser.add_argument("--alpro-videos", type=int, default=1, help="ALPRO: videos of 4 "
+                        "frames, --crops crops each (CPU: about 5 s a crop)")
+    parser.add_argument("--alpro-precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--skip-alpro", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -161,6 +231,8 @@ def main() -> None:
     result = {"text": bench_text(args)}
     if not args.skip_prompter:
         result["prompter"] = bench_prompter(args)
+    if not args.skip_alpro:
+        result["alpro_prompter"] = bench_alpro(args)
     if args.json:
         print(json.dumps(result, indent=1))
         return

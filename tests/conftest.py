@@ -162,3 +162,22 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return store
+
+
+@pytest.fixture(scope="session")
+def alpro_full_state() -> dict:
+    """A seeded random state dict in the layout of ALPRO's prompter_pretrained.pt, full size
+    (TimeSformer ViT-B/16 + 12-layer BERT + heads, about 255M values), built at test time."""
+    from alpro_release import random_released_state
+
+    return random_released_state(seed=0)
+
+
+@pytest.fixture(scope="session")
+def alpro_checkpoint(tmp_path_factory: pytest.TempPathFactory, alpro_full_state) -> Path:
+    """alpro_full_state saved as ALPRO saves it: torch.save(model.state_dict(), path)."""
+    import torch
+
+    path = tmp_path_factory.mktemp("alpro") / "prompter_pretrained.pt"
+    torch.save(alpro_full_state, path)
+    return path

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from vlprep.columns import list_of_vectors
 from vlprep.pipeline.store import Store
-from vlprep.schemas import TABLES, list_of_vectors, with_list_vector_dims
+from vlprep.schemas import TABLES, with_vector_dims
 
 VIDEOS = [f"v{i}" for i in range(8)]
 PARTITION = 3
@@ -64,7 +65,7 @@ def _boxes(k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _regions(vid: str, rng: np.random.Generator) -> pa.Table:
-    schema = with_list_vector_dims(TABLES["regions"], features=REGION_DIM)
+    schema = with_vector_dims(TABLES["regions"], features=REGION_DIM)
     ranks = rng.permutation(FRAMES)  # rows out of order: exports sort by sample_rank
     sizes = [0 if (vid == "v0" and r == 2) else int(rng.integers(3, 15)) for r in ranks]
     offsets = np.concatenate([[0], np.cumsum(sizes)])

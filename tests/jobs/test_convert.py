@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
+from vlprep.cli.manifest import app
 from vlprep.jobs import convert
-from vlprep.jobs.convert_cli import app
 from vlprep.jobs.manifest import read_manifest
 
 WEBVID_CSV = (

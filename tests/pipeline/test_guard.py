@@ -2,8 +2,9 @@
 
 import pyarrow as pa
 
-from vlprep.pipeline.guard import ERROR, reason_of, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.stages.base import OUTPUTS, Resources, Stage, StageOptions, VideoError, emit
+from vlprep.stages.record import ERROR, reason_of
 
 
 class Picky(Stage):

@@ -1,8 +1,8 @@
 """A video that kills its worker becomes an errors row; its batch-mates keep their rows."""
 
-from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import CRASH_REASON, Journal, run_journaled
 from vlprep.stages.base import Resources, Stage, StageOptions
+from vlprep.stages.record import ERROR
 
 
 class Marks(Stage):

@@ -19,11 +19,12 @@ import pytest
 from media import ffmpeg, sample_videos, write_audio_only
 from PIL import Image
 
-from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.stages.base import OUTPUTS, Resources, VideoError
 from vlprep.stages.decoders.isolation import worker_for
 from vlprep.stages.decoders.job import SampleRequest
 from vlprep.stages.probe import ProbeOptions, ProbeStage
+from vlprep.stages.record import ERROR
 from vlprep.stages.sample import SampleOptions, SampleStage
 
 # reason patterns, in the order of the list

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from vlprep.models.detector import load_detector
 from vlprep.models.onnx_runtime import onnxruntime_available
 from vlprep.models.vinvl import RegionDetector, detect
-from vlprep.schemas import REGIONS, with_list_vector_dims
+from vlprep.schemas import REGIONS, with_vector_dims
 from vlprep.stages.base import OUTPUTS, Resources
 from vlprep.stages.detect import DetectedFrames, DetectOptions, DetectStage
 from vlprep.stages.frames import SampledFrames
@@ -57,7 +57,7 @@ def test_regions_rows_and_detections_on_the_record(tiny_detector_checkpoint, tin
     batch = [record_with_frames("a", 4, 0), record_with_frames("b", 2, 1)]
     stage(batch)
     model = RegionDetector(load_detector(tiny_detector_checkpoint, "resnet18_fpn", **SIZES))
-    schema = with_list_vector_dims(REGIONS, features=1024)
+    schema = with_vector_dims(REGIONS, features=1024)
     names = ["__background__", "man", "dog", "ball", "tree", "car"]
     for record in batch:
         frames = record["stoa_frames"]

@@ -160,7 +160,7 @@ def test_options(tmp_path):
         PrompterOptions()
     with pytest.raises(ValidationError, match="needs a tokenizer"):
         PrompterOptions(init="random")
-    with pytest.raises(ValidationError, match="prompter: clip"):
+    with pytest.raises(ValidationError, match="prompter: clip or alpro"):
         PrompterOptions(init="random", prompter="alpro-vtc", tokenizer="builtin:demo")
     with pytest.raises(ValidationError, match="not a directory"):
         PrompterOptions(checkpoint=str(tmp_path / "nowhere"))

@@ -5,9 +5,10 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from vlprep.columns import s3d_sharded
 from vlprep.models.s3d import S3D as S3dModel
 from vlprep.models.s3d import embed_windows
-from vlprep.schemas import S3D, s3d_sharded
+from vlprep.schemas import S3D
 from vlprep.stages.base import OUTPUTS, Resources, VideoError
 from vlprep.stages.frames import SampledFrames
 from vlprep.stages.s3d import S3dOptions, S3dStage

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from vlprep.columns import list_of_vectors
 from vlprep.pipeline.store import Store
-from vlprep.schemas import TABLES, list_of_vectors, with_list_vector_dims, with_vector_dims
+from vlprep.schemas import TABLES, with_vector_dims
 
 START, END = 1, 2  # CLIP-style start/end ids of the fake texts
 WORDS = 10  # label word ids start here (bert_ids and clip_ids alike)
@@ -32,7 +33,7 @@ def video_tables(video_id: str, label: int, rng: np.random.Generator, *, dim: in
         tokens = (direction[:patch_dim] + noise * rng.normal(size=(frames, grid * grid,
                                                                    patch_dim)))
         schema = with_vector_dims(TABLES["clip_frames"], embedding=dim)
-        schema = with_list_vector_dims(schema, patch_tokens=patch_dim)
+        schema = with_vector_dims(schema, patch_tokens=patch_dim)
         out["clip_frames"] = pa.Table.from_arrays([
             pa.array([video_id] * frames), pa.array(np.arange(frames, dtype=np.int32) * 10),
             pa.array(np.arange(frames, dtype=np.float32)), pa.array(np.arange(frames,
@@ -57,7 +58,7 @@ def video_tables(video_id: str, label: int, rng: np.random.Generator, *, dim: in
         out["texts"] = pa.Table.from_pylist(rows, schema=TABLES["texts"])
     if "s3d" in tables:
         feats = (direction[:s3d_dim] + noise * rng.normal(size=(seconds, s3d_dim)))
-        schema = with_list_vector_dims(TABLES["s3d"], features=s3d_dim)
+        schema = with_vector_dims(TABLES["s3d"], features=s3d_dim)
         out["s3d"] = pa.Table.from_arrays([
             pa.array([video_id]), pa.array([seconds], pa.int32()),
             pa.array([list(map(float, range(seconds)))], pa.list_(pa.float32())),

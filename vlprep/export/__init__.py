@@ -21,11 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FORMATS = ("mmpt", "alpro", "stoa", "vinvl")
-
-
-class ExportError(ValueError):
-    """The store cannot be exported as asked; the message is one line."""
+from vlprep.errors import ExportError  # noqa: F401 - re-exported
 
 
 @dataclass

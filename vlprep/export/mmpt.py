@@ -32,10 +32,10 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
+from vlprep.columns import s3d_sharded
 from vlprep.export import ExportError, ExportReport
 from vlprep.export.sink import NpyWriter, OutDir, in_val_split, video_file
 from vlprep.export.source import StoreSource
-from vlprep.schemas import s3d_sharded
 
 SPLITS = ("train", "val")
 TEXT_COLUMNS = ["segment", "source", "text", "start", "end", "bert_ids"]

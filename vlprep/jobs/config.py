@@ -13,15 +13,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vlprep.stages.base import AggregateStage, Resources, Stage, StageOptions
+from vlprep.errors import JobError  # noqa: F401 - re-exported
+from vlprep.jobs.flow import check_flow
+from vlprep.stages.base import AggregateStage, Contract, Resources, Stage, StageOptions
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency")
 BUILTIN_PACKAGE = "vlprep.jobs.builtin"
 RECIPES_PACKAGE = "vlprep.jobs.recipes"
-
-
-class JobError(ValueError):
-    """A bad job file or override; the message is one line."""
 
 
 class _Strict(BaseModel):
@@ -66,6 +64,15 @@ class StageSpec:
 
     def build(self) -> Stage | AggregateStage:
         return self.cls(self.options, self.resources, self.name, self.store)
+
+    @property
+    def contract(self) -> Contract:
+        """What the stage reads and writes, as its options make it."""
+        return self.cls.contract(self.options)
+
+    @property
+    def is_aggregate(self) -> bool:
+        return issubclass(self.cls, AggregateStage)
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,9 @@ def load_job(job: str, overrides: list[str] = ()) -> Job:
         raise JobError(f"{source}: {_first_error(e)}") from None
     if not top.stages:
         raise JobError(f"{source}: stages: required (or a recipe)")
-    return Job(top, _stage_specs(top.stages, source, top.store))
+    specs = _stage_specs(top.stages, source, top.store)
+    check_flow(specs, source)
+    return Job(top, specs)
 
 
 def named_recipes() -> list[str]:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from vlprep.errors import ConvertError  # noqa: F401 - re-exported
 from vlprep.jobs.manifest import first_line, has_scheme, open_csv_as_strings
 from vlprep.schemas.manifest import MANIFEST
 
@@ -31,13 +32,6 @@ class ConvertReport:
 
     rows: int
     skipped: int = 0
-
-
-class ConvertError(ValueError):
-    """Unusable converter input; the message is one line naming the file and the problem."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.splitlines()))
 
 
 class _ManifestWriter:

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from vlprep.errors import ManifestError  # noqa: F401 - re-exported
 from vlprep.jobs.idset import IdSet
 from vlprep.schemas.manifest import MANIFEST, REQUIRED_COLUMNS
 
@@ -32,13 +33,6 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
             ".parquet": "parquet", ".pq": "parquet"}
 _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be used; the message is a single line, safe to print as is."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split("\n")).replace("\r", " "))
 
 
 def has_scheme(path: str) -> bool:

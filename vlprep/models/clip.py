@@ -21,6 +21,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 from transformers.utils import logging as hf_logging
 
+from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
 from vlprep.models.accel import Precision, autocast, to_device
 from vlprep.models.accel import resolve_device as resolve_device  # re-exported
 
@@ -36,10 +37,6 @@ DEFAULT_VISION_CONFIG: dict[str, Any] = {
     "num_attention_heads": 12, "patch_size": 16, "image_size": 224, "projection_dim": 512,
     "hidden_act": "quick_gelu",
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory that cannot give a complete CLIP vision tower."""
 
 
 @contextlib.contextmanager

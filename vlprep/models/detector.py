@@ -28,16 +28,14 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 
+from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
+
 log = logging.getLogger("vlprep")
 
 Architecture = Literal["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
                        "resnet18_fpn"]
 VG_CLASSES = 1594  # VinVL's Visual Genome object classes (plus background: 1,595 outputs)
 CLASSIFIER_KEY = "roi_heads.box_predictor.cls_score.weight"
-
-
-class CheckpointError(ValueError):
-    """A file that is not a state dict of the named Faster R-CNN architecture."""
 
 
 def _resnet18_fpn(num_classes: int, **kwargs) -> FasterRCNN:

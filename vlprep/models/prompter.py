@@ -226,3 +226,7 @@ def float32_down(values: np.ndarray) -> np.ndarray:
     high = out.astype(np.float64) > values
     out[high] = np.nextafter(out[high], np.float32(0))
     return out
+
+
+# ALPRO's published prompter (TimeSformer + BERT), in its own modules.
+from vlprep.models.alpro import AlproPrompter  # noqa: E402, F401

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
 from vlprep.models.accel import Precision, autocast, to_device
 
 log = logging.getLogger("vlprep")
@@ -44,10 +45,6 @@ _POOLS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "mixed_4b": ((3, 3, 3), (2, 2, 2)),
     "mixed_5b": ((2, 2, 2), (2, 2, 2)),
 }
-
-
-class CheckpointError(ValueError):
-    """A file that is not a complete S3D-G (HowTo100M layout) state dict."""
 
 
 class _Unit(nn.Module):

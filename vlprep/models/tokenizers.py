@@ -13,14 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from vlprep.errors import TokenizerError  # noqa: F401 - re-exported
+
 log = logging.getLogger("vlprep")
 
 BUILTIN_DEMO = "builtin:demo"
 Kind = Literal["bert", "clip"]
-
-
-class TokenizerError(ValueError):
-    """A tokenizer option that cannot give a usable tokenizer; the message is one line."""
 
 
 def check_spec(spec: str) -> str:

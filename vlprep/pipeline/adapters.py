@@ -16,11 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vlprep.jobs.config import StageSpec
-from vlprep.pipeline.guard import ERROR
 from vlprep.pipeline.journal import Journal, run_journaled
-from vlprep.stages.base import OUTPUTS, Record, Stage
-
-TIMINGS = "_seconds"  # per stage: this video's share of its batches' wall time
+from vlprep.stages.base import Stage
+from vlprep.stages.record import Record, charge, failed, failed_earlier, finished
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -42,16 +40,6 @@ def from_records(records: Iterable[Record]) -> pa.Table:
     }, schema=STATE)
 
 
-EARLIER = "earlier"  # in an ERROR: the video failed in an earlier pass, already recorded
-
-
-def new_error(record: Record) -> dict | None:
-    """The record's error when this pass made it (not one carried over from an earlier
-    pass, which was counted and written then)."""
-    error = record.get(ERROR)
-    return error if error and error["stage"] != EARLIER else None
-
-
 def partitions_to_state(batch: pa.Table, store_uri: str,
                         failed: frozenset[str] = frozenset()) -> pa.Table:
     """Partition ids -> the state rows of their videos (the first step of every pass)."""
@@ -71,7 +59,7 @@ def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> 
     records = batch.to_pylist()
     for record in records:
         if record["video_id"] in failed:
-            record[ERROR] = {"stage": EARLIER, "error": "failed in an earlier pass"}
+            failed_earlier(record)
     return from_records(records)
 
 
@@ -84,12 +72,12 @@ def _timed(stage: Stage, records: list[Record], journal: Journal | None,
     """Run the stage and charge each live video its share of the batch's seconds; then drop
     the record keys (sampled frames) that no later stage reads, or, after the pass's `last`
     stage, all but what the driver writes."""
-    live = [r for r in records if not r.get(ERROR)]
+    live = [r for r in records if not failed(r)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
-        record.setdefault(TIMINGS, {})[stage.name] = share
+        charge(record, stage.name, share)
     if last:  # the pass's last stage: hand the driver only what it writes
         return from_records(finished(r) for r in records)
     for record in records:
@@ -137,10 +125,3 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
     stage = spec.build()
     stage.setup()
     return stage.partial(batch)
-
-
-def finished(record: Record) -> Record:
-    """Only the pending table rows, error and timings: what travels to the writer."""
-    return {"video_id": record["video_id"], "partition": record["partition"],
-            OUTPUTS: record.get(OUTPUTS, {}), ERROR: record.get(ERROR),
-            TIMINGS: record.get(TIMINGS, {})}

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from vlprep.pipeline.adapters import TIMINGS, new_error
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.store import Store
-from vlprep.stages.base import OUTPUTS, Record
+from vlprep.stages.record import Record, new_error, outputs, timings
 
 
 @dataclass
@@ -31,7 +30,7 @@ class RunCounts:
 
     def note_video(self, record: Record) -> None:
         """Per-stage accounting of one finished video."""
-        for name, seconds in record.get(TIMINGS, {}).items():
+        for name, seconds in timings(record).items():
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += seconds
@@ -39,7 +38,7 @@ class RunCounts:
         if error:
             stage = self.stages.setdefault(error["stage"], StageCounts())
             stage.errors[error["error"]] += 1
-            if error["stage"] not in record.get(TIMINGS, {}):
+            if error["stage"] not in timings(record):
                 stage.videos += 1  # failed before any timing was taken (crash journal)
 
 
@@ -77,7 +76,7 @@ class PartitionCollector:
         records = sorted(self.pending.pop(pid), key=lambda r: r["video_id"])
         per_table: dict[str, list[pa.Table]] = defaultdict(list)
         for record in records:
-            for table, rows in record.get(OUTPUTS, {}).items():
+            for table, rows in outputs(record).items():
                 per_table[table].append(rows)
         tables = {name: pa.concat_tables(parts) for name, parts in per_table.items()}
         self.store.write_partition(pid, len(records), tables, self.target_file_bytes,

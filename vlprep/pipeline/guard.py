@@ -7,30 +7,10 @@ from __future__ import annotations
 
 import logging
 
-import pyarrow as pa
-
-from vlprep.schemas import ERRORS
-from vlprep.stages.base import OUTPUTS, Record, Stage, VideoError, emit
+from vlprep.stages.base import Stage
+from vlprep.stages.record import OUTPUTS, Record, fail, failed, reason_of
 
 log = logging.getLogger("vlprep")
-ERROR = "_error"  # set on a record once a stage failed it; later stages skip the record
-MAX_REASON = 500
-
-
-def reason_of(exc: BaseException) -> str:
-    """A one-line, readable reason for an errors row."""
-    text = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {exc}"
-    text = " ".join(text.split()) or type(exc).__name__
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
-
-
-def fail(record: Record, stage: str, reason: str) -> None:
-    """Mark the record failed at `stage` and queue its errors row."""
-    record[ERROR] = {"stage": stage, "error": reason}
-    emit(record, "errors", pa.table({
-        "video_id": [record["video_id"]], "stage": [stage], "error": [reason],
-        "path": [record.get("path")],
-    }, schema=ERRORS))
 
 
 def _snapshot(record: Record) -> Record:
@@ -42,7 +22,7 @@ def _snapshot(record: Record) -> Record:
 
 def run_guarded(stage: Stage, records: list[Record]) -> list[Record]:
     """Run `stage` on the live records; a failing batch is retried video by video."""
-    live = [r for r in records if ERROR not in r]
+    live = [r for r in records if not failed(r)]
     if not live:
         return records
     snapshots = [_snapshot(r) for r in live]

@@ -15,9 +15,10 @@ import hashlib
 import json
 
 from vlprep.pipeline.failpoints import failpoint
-from vlprep.pipeline.guard import ERROR, fail, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.pipeline.store import TMP, Store
 from vlprep.stages.base import Record, Stage
+from vlprep.stages.record import fail, failed
 
 CRASH_REASON = "the stage's worker process died while processing this video"
 
@@ -50,7 +51,7 @@ class Journal:
 
 def run_journaled(stage: Stage, records: list[Record], journal: Journal | None) -> list[Record]:
     """`run_guarded`, made safe against videos that crash the process."""
-    live = [r for r in records if ERROR not in r]
+    live = [r for r in records if not failed(r)]
     if journal is None or not live:
         _run(stage, live)
         return records

@@ -26,10 +26,11 @@ import pyarrow as pa
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job
 from vlprep.jobs.manifest import read_manifest
-from vlprep.pipeline.guard import ERROR, run_guarded
+from vlprep.pipeline.guard import run_guarded
 from vlprep.pipeline.provenance import job_recipe, recipe_json
 from vlprep.pipeline.store import Store, open_filesystem, write_parquet
-from vlprep.stages.base import OUTPUTS, AggregateStage
+from vlprep.stages.base import AggregateStage
+from vlprep.stages.record import ERROR, OUTPUTS
 
 RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
 

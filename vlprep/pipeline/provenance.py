@@ -15,18 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import vlprep
+from vlprep.errors import RecipeError  # noqa: F401 - re-exported
 from vlprep.schemas import SCHEMA_VERSION
-from vlprep.stages.base import AggregateStage
+from vlprep.stages.base import StageOptions, WeightsOptions
 
 RECIPE_FILE = "_recipe.json"
-# Options that change how fast a stage runs, never what it writes.
-RUNTIME_OPTIONS = frozenset({"device", "frame_batch", "timeout", "sha256", "threads",
-                             "spacy_batch", "text_batch",
-                             "workers", "runtime_batch", "stream"})
-
-
-class RecipeError(ValueError):
-    """A store/recipe or checkpoint mismatch; one line."""
 
 
 def file_sha256(path: Path) -> str:
@@ -52,20 +45,23 @@ def checkpoint_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def weights_of(options: Any, cache: dict[str, str] | None = None) -> dict[str, Any] | None:
+def weights_of(options: StageOptions, cache: dict[str, str] | None = None
+               ) -> dict[str, Any] | None:
     """What weights a stage runs: {init: random, seed} or {checkpoint, sha256}; checks the
-    stage's `sha256` option, so a wrong checkpoint stops the job before any work."""
-    init = getattr(options, "init", None)
-    checkpoint = getattr(options, "checkpoint", None)
-    if init == "random":
-        return {"init": "random", "seed": getattr(options, "seed", None)}
+    stage's `sha256` option, so a wrong checkpoint stops the job before any work. None for
+    stages without weights (their options are no WeightsOptions)."""
+    if not isinstance(options, WeightsOptions):
+        return None
+    checkpoint = options.checkpoint
+    if options.init == "random":
+        return {"init": "random", "seed": options.seed}
     if not checkpoint:
         return None
     cache = {} if cache is None else cache
     if checkpoint not in cache:
         cache[checkpoint] = checkpoint_sha256(checkpoint)
     digest = cache[checkpoint]
-    expected = getattr(options, "sha256", None)
+    expected = options.sha256
     if expected and expected.lower() != digest:
         raise RecipeError(f"checkpoint {checkpoint}: sha256 {digest} does not match the "
                           f"expected {expected}")
@@ -74,9 +70,10 @@ def weights_of(options: Any, cache: dict[str, str] | None = None) -> dict[str, A
 
 def stage_recipe(spec: Any, cache: dict[str, str] | None = None) -> dict[str, Any]:
     options = spec.options.model_dump(mode="json", by_alias=True)
+    speed = spec.options.speed_options()
     recipe = {"name": spec.name, "kind": spec.cls.kind,
-              "options": {k: v for k, v in sorted(options.items()) if k not in RUNTIME_OPTIONS}}
-    if issubclass(spec.cls, AggregateStage):
+              "options": {k: v for k, v in sorted(options.items()) if k not in speed}}
+    if spec.is_aggregate:
         recipe["aggregate"] = True
     weights = weights_of(spec.options, cache)
     if weights is not None:
@@ -91,7 +88,7 @@ def job_recipe(job: Any) -> dict[str, Any]:
         "partition_size": job.file.partition_size,
         "stages": [stage_recipe(spec, cache) for spec in job.stages],
         "vlprep_version": vlprep.__version__,
-        "named_recipe": getattr(job.file, "recipe", None),
+        "named_recipe": job.file.recipe,
     }
 
 

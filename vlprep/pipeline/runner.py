@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
+from vlprep.jobs.flow import keys_to_drop
 from vlprep.pipeline import adapters
 from vlprep.pipeline.aggregate import KeyedSums
 from vlprep.pipeline.collector import PartitionCollector, RunCounts
@@ -30,7 +31,8 @@ from vlprep.pipeline.provenance import (
 )
 from vlprep.pipeline.store import INPUTS, Store, StoreError
 from vlprep.schemas import TABLES
-from vlprep.stages.base import AggregateStage
+from vlprep.stages.base import WeightsOptions
+from vlprep.stages.record import new_error
 
 RUNS = "_runs"  # one summary JSON per run
 
@@ -63,7 +65,7 @@ class Pass:
 def plan_passes(stages: list[StageSpec]) -> list[Pass]:
     passes = [Pass(0)]
     for spec in stages:
-        if issubclass(spec.cls, AggregateStage):
+        if spec.is_aggregate:
             passes[-1].aggregate = spec
             passes.append(Pass(len(passes)))
         else:
@@ -97,7 +99,7 @@ def run_job(job: Job, address: str | None = None, quiet: bool = False,
             store.fs.delete_dir_contents(store.path(INPUTS), missing_dir_ok=True)
         raise
     for spec in job.stages:
-        if getattr(spec.options, "init", None) == "random":
+        if isinstance(spec.options, WeightsOptions) and spec.options.init == "random":
             log.warning("stage %s uses RANDOM weights (init: random): features are not "
                         "meaningful; point `checkpoint` at real weights for real runs", spec.name)
     skipped = len(store.committed(0))
@@ -167,7 +169,7 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     ds = ds.map_batches(adapters.partitions_to_state,
                         fn_kwargs={"store_uri": store.uri, "failed": failed},
                         batch_format="pyarrow", batch_size=None)
-    drops = frames_to_drop(step.stages)
+    drops = keys_to_drop(step.stages)
     for i, spec in enumerate(step.stages):
         ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()),
                         last=i == len(step.stages) - 1)
@@ -176,7 +178,7 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for record in adapters.to_records(batch):
                 collector.add(record, count_video=step.index == 0)
-                progress.advance(failed=adapters.new_error(record) is not None)
+                progress.advance(failed=new_error(record) is not None)
     if collector.incomplete:
         raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
 
@@ -236,22 +238,6 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
 
 def _bytes_of(store: Store, files: list[str]) -> int:
     return sum(info.size or 0 for info in store.fs.get_file_info(files))
-
-
-def frames_to_drop(stages: list[StageSpec]) -> dict[str, tuple[str, ...]]:
-    """Per stage, the sampled-frame keys no later stage reads: the stage drops them from its
-    records, so megabytes of frames do not travel on to stages that never look at them."""
-    sampled = {spec.options.key for spec in stages if spec.cls.kind == "sample"}
-    # frames nobody reads go as soon as they are made
-    last_reader = {spec.options.key: spec.name for spec in stages if spec.cls.kind == "sample"}
-    for spec in stages:
-        key = getattr(spec.options, "frames", None)
-        if key in sampled:
-            last_reader[key] = spec.name
-    drops: dict[str, list[str]] = {}
-    for key, name in last_reader.items():
-        drops.setdefault(name, []).append(key)
-    return {name: tuple(keys) for name, keys in drops.items()}
 
 
 def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = (),

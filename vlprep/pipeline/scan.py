@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlprep.errors import VideoError
 from vlprep.jobs.idset import IdSet
 from vlprep.jobs.manifest import has_scheme, read_manifest
 from vlprep.schemas.manifest import MANIFEST
@@ -45,7 +46,7 @@ class ScanResult:
 
 
 def _status_of(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
+    code = exc.code if isinstance(exc, VideoError) else None
     if code in STATUSES and code != "unreadable":
         return code
     text = str(exc).lower()
@@ -74,6 +75,14 @@ def probe_row(row: dict[str, Any], probe_options: dict[str, Any]) -> dict[str, A
         return {**out, "status": _status_of(exc), "reason": " ".join(str(exc).split())}
     probe = record.get("probe") or {}
     return {**out, **{k: probe.get(k) for k in ("duration", "width", "height", "file_size")}}
+
+
+def probe_options_of(job: Any) -> dict[str, Any]:
+    """The caps of a job's probe stage (none: the probe's defaults)."""
+    from vlprep.stages.probe import ProbeStage
+
+    probes = [s for s in job.stages if issubclass(s.cls, ProbeStage)]
+    return probes[0].options.model_dump() if probes else {}
 
 
 def scan_manifest(manifest: str, out_dir: str | Path, probe_options: dict[str, Any] | None = None,

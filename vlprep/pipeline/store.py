@@ -28,15 +28,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 import vlprep
+from vlprep.errors import StoreError  # noqa: F401 - re-exported
 from vlprep.pipeline.failpoints import failpoint
 
 INPUTS, COMMITS, TMP = "_inputs", "_commits", "_tmp"
 # Our data file names: [ph<pass>-]part-<pid>-<k>.parquet and agg-<stage>-<k>.parquet
 _DATA = re.compile(r"^(?:ph\d+-)?part-\d{6}-\d{3}\.parquet$|^agg-[\w.-]+-\d{3}\.parquet$")
-
-
-class StoreError(RuntimeError):
-    """The store cannot be read or written; the message is one line."""
 
 
 def open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:

@@ -8,14 +8,7 @@ import pyarrow as pa
 from vlprep.schemas.fields import SCHEMA_VERSION, VIDEO_ID, fp16_vector, with_vector_dims
 from vlprep.schemas.tables import CLIP_FRAMES, ERRORS, TEXTS, VIDEOS
 from vlprep.schemas.text_features import ENTITIES, SOFT_LABELS
-from vlprep.schemas.video_features import (
-    REGIONS,
-    S3D,
-    TRAJECTORIES,
-    list_of_vectors,
-    s3d_sharded,
-    with_list_vector_dims,
-)
+from vlprep.schemas.video_features import REGIONS, S3D, TRAJECTORIES
 
 
 def _by_name(*schemas: pa.Schema) -> dict[str, pa.Schema]:
@@ -32,5 +25,5 @@ __all__ = [
     "SCHEMA_VERSION", "VIDEO_ID", "fp16_vector", "with_vector_dims",
     "VIDEOS", "ERRORS", "CLIP_FRAMES", "TEXTS", "TABLES",
     "ENTITIES", "SOFT_LABELS",
-    "S3D", "REGIONS", "TRAJECTORIES", "with_list_vector_dims", "list_of_vectors", "s3d_sharded",
+    "S3D", "REGIONS", "TRAJECTORIES",
 ]

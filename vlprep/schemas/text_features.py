@@ -32,4 +32,6 @@ SOFT_LABELS = table_schema("soft_labels", [
     pa.field("probs", pa.list_(pa.float32()), nullable=False),  # their probabilities
     pa.field("top_prob", pa.float32(), nullable=False),
     pa.field("low_confidence", pa.bool_(), nullable=False),  # top_prob < threshold (0.2)
+    # every entity's probability, fp16 (option store_full; null otherwise)
+    pa.field("probs_full", pa.list_(pa.float16())),
 ])

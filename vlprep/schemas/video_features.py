@@ -3,16 +3,15 @@
 Per-video and per-frame variable-length data are Arrow lists, so one row holds what a
 training loader fetches at once. `s3d` is laid out so that VideoCLIP's sharded reader gets
 its arrays without a copy: the flattened ``features`` column is ``data`` and the list offsets
-are ``starts`` (see :func:`s3d_sharded`). Feature sizes depend on the model: writers resize
-the vector columns with :func:`with_list_vector_dims`.
+are ``starts`` (see :func:`vlprep.columns.s3d_sharded`). Feature sizes depend on the model:
+writers resize the vector columns with :func:`vlprep.schemas.fields.with_vector_dims`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
-from vlprep.schemas.fields import fp16_vector, table_schema, with_vector_dims
+from vlprep.schemas.fields import fp16_vector, table_schema
 
 S3D = table_schema("s3d", [
     pa.field("num_windows", pa.int32(), nullable=False),  # seconds of video (1-s windows)
@@ -50,27 +49,3 @@ TRAJECTORIES = table_schema("trajectories", [
     pa.field("scores", pa.list_(pa.float32()), nullable=False),  # 0 where absent
     pa.field("mask", pa.list_(pa.bool_()), nullable=False),  # True where present
 ])
-
-
-def with_list_vector_dims(schema: pa.Schema, **dims: int) -> pa.Schema:
-    """The same schema with the named list-of-vector columns resized (see with_vector_dims)."""
-    return with_vector_dims(schema, **dims)
-
-
-def list_of_vectors(values: np.ndarray, offsets: np.ndarray, dim: int,
-                    value_type: pa.DataType) -> pa.ListArray:
-    """A list<fixed_size_list<value_type, dim>> column from one flat buffer and row offsets."""
-    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=value_type)
-    vectors = pa.FixedSizeListArray.from_arrays(flat, dim)
-    return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), vectors)
-
-
-def s3d_sharded(table: pa.Table, column: str = "features") -> tuple[np.ndarray, np.ndarray]:
-    """(data, starts) as VideoCLIP's ShardedTensor holds them: data is the n_total x D array
-    of all videos' per-second features in row order, video i is data[starts[i]:starts[i+1]]."""
-    features = table.column(column).combine_chunks()
-    dim = features.type.value_type.list_size
-    starts = features.offsets.to_numpy().astype(np.int64)
-    starts = starts - starts[0]
-    flat = features.flatten().flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(-1, dim), starts

@@ -17,6 +17,8 @@ from vlprep.stages.base import WeightsOptions
 
 
 class BackboneOptions(WeightsOptions):
+    speed_only = frozenset({"device"})
+
     device: str = Field(default="auto", description="auto (GPU when there is one), cpu, cuda:N")
     precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
         default="auto", description="autocast dtype; auto: bf16/fp16 on GPU, fp32 on CPU")

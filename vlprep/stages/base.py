@@ -1,42 +1,43 @@
 """The stage contract: plain Python, no Ray.
 
 A stage is set up once per worker (`setup`, e.g. load a model) and then called on batches of
-videos. A batch is a list of per-video records (dicts). A stage reads the keys earlier stages
-left (``path``, ``frames``, ...), adds its own, and emits rows for store tables with
-:func:`emit`. A failure of one video is raised as :class:`VideoError` (or any exception); the
-runner turns it into an ``errors`` row for that video and the rest of the batch goes on.
+videos. A batch is a list of per-video records (:mod:`vlprep.stages.record`). A stage
+declares what it reads and leaves on the records and which store tables it reads and emits
+(:class:`Contract`); the job loader checks that the keys flow through the stage list before
+any work, and the executors drop a key after its last reader. A failure of one video is
+raised as :class:`VideoError` (or any exception); the executor turns it into an ``errors``
+row for that video and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Generic, Literal, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-Record = dict[str, Any]
-
-# Key under which a record carries its pending store rows: {table: pyarrow.Table}.
-OUTPUTS = "_outputs"
-
-
-class VideoError(Exception):
-    """A readable, per-video failure: becomes an `errors` row, never a crash of the job.
-
-    `code` classifies it for `vlprep scan`: missing, unreadable, no_video_stream, over_caps,
-    timeout (the message says the details).
-    """
-
-    def __init__(self, message: str, code: str = "unreadable"):
-        super().__init__(message)
-        self.code = code
+from vlprep.errors import VideoError
+from vlprep.stages.record import OUTPUTS, Record, emit
 
 
 class StageOptions(BaseModel):
-    """Base of every stage's options model: unknown keys are an error, not silently ignored."""
+    """Base of every stage's options model: unknown keys are an error, not silently ignored.
+
+    ``speed_only`` names the options that change how fast a stage runs, never what it
+    writes (batch sizes, devices, timeouts); they stay out of a store's recipe. Each options
+    class adds its own; :meth:`speed_options` gathers them along the class hierarchy.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    speed_only: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def speed_options(cls) -> frozenset[str]:
+        names: frozenset[str] = frozenset()
+        for klass in cls.__mro__:
+            names |= vars(klass).get("speed_only", frozenset())
+        return names
 
 
 class WeightsOptions(StageOptions):
@@ -46,10 +47,15 @@ class WeightsOptions(StageOptions):
     prints it) stops the job before any work when the checkpoint differs.
     """
 
+    speed_only = frozenset({"sha256"})  # checked against the checkpoint, which the recipe has
+
     checkpoint: str | None = Field(default=None, description="local path or URI of the weights")
     init: Literal["checkpoint", "random"] = "checkpoint"
     seed: int = Field(default=0, description="seed of init: random")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+OptionsT = TypeVar("OptionsT", bound=StageOptions)
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,30 @@ class Resources:
     concurrency: int = 1  # workers (actor pool size) for stateful stages; max tasks otherwise
 
 
-class Stage:
-    """Base class of all stages.
+@dataclass(frozen=True)
+class Contract:
+    """What a stage needs and gives, by name, for the job loader's flow check.
 
-    Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions model),
-    ``stateful`` (True when ``setup`` loads something worth keeping: the runner then uses an
-    actor pool), ``tables`` (the store tables the stage may emit) and ``default_resources``
-    (what a job file's num_cpus/num_gpus/batch_size/concurrency keys override).
+    Record keys live for one pass (a pass ends at an aggregate stage); manifest columns
+    (``video_id``, ``path``, ``caption``, ...) are on every record of every pass.
+    """
+
+    reads: tuple[str, ...] = ()  # record keys an earlier stage of the same pass must write
+    optional: tuple[str, ...] = ()  # record keys used when present (never required)
+    writes: tuple[str, ...] = ()  # record keys left for later stages of the pass
+    needs: tuple[str, ...] = ()  # store tables an aggregate of an earlier pass must write
+    source: str | None = None  # aggregates: the table read whole, emitted by an earlier stage
+    tables: tuple[str, ...] = ()  # store tables the stage emits
+
+
+class Stage(Generic[OptionsT]):
+    """Base class of all per-video stages, generic in its options model.
+
+    Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions model,
+    the class's OptionsT), ``stateful`` (True when ``setup`` loads something worth keeping: the
+    runner then uses an actor pool), ``tables`` (the store tables the stage emits),
+    ``default_resources`` (what a job file's num_cpus/num_gpus/batch_size/concurrency keys
+    override), and :meth:`contract` when it reads or writes record keys.
     """
 
     kind: ClassVar[str] = ""
@@ -77,12 +100,18 @@ class Stage:
     tables: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources()
 
-    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None,
+    def __init__(self, options: OptionsT, resources: Resources, name: str | None = None,
                  store: str | None = None):
-        self.options = options
+        self.options: OptionsT = options
         self.resources = resources
         self.name = name or self.kind
         self.store = store  # the job's store URI, for stages that read earlier tables
+
+    @classmethod
+    def contract(cls, options: OptionsT) -> Contract:
+        """The record keys and tables of a stage with these options (default: emits
+        ``tables``, reads and writes no record key)."""
+        return Contract(tables=cls.tables)
 
     def setup(self) -> None:
         """Load models or other per-worker state; called once before the first batch."""
@@ -98,23 +127,13 @@ class Stage:
         raise NotImplementedError(f"stage {self.kind!r} implements neither __call__ nor process")
 
 
-def emit(record: Record, table: str, rows: pa.Table) -> None:
-    """Queue rows (already in the table's schema) for a store table, on behalf of one video."""
-    outputs = record.setdefault(OUTPUTS, {})
-    if table in outputs:
-        outputs[table] = pa.concat_tables([outputs[table], rows])
-    else:
-        outputs[table] = rows
-
-
-class AggregateStage:
+class AggregateStage(Generic[OptionsT]):
     """A corpus-wide stage: it reads a whole table written by the stages before it.
 
     The runner runs :meth:`partial` on batches of ``source`` (only ``columns``) in parallel,
-    sums the numeric columns of the partial results grouped by ``keys`` (a Ray aggregation,
-    so no process holds the whole table), and hands the totals to :meth:`finalize`, which
-    returns the tables to write. Per-video stages after an aggregate stage run in a later pass
-    and may read its tables (``self.store``).
+    sums the numeric columns of the partial results grouped by ``keys`` and hands the totals
+    to :meth:`finalize`, which returns the tables to write. Per-video stages after an
+    aggregate stage run in a later pass and may read its tables (``self.store``).
     """
 
     kind: ClassVar[str] = ""
@@ -125,12 +144,16 @@ class AggregateStage:
     tables: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources(batch_size=4096)
 
-    def __init__(self, options: StageOptions, resources: Resources, name: str | None = None,
+    def __init__(self, options: OptionsT, resources: Resources, name: str | None = None,
                  store: str | None = None):
-        self.options = options
+        self.options: OptionsT = options
         self.resources = resources
         self.name = name or self.kind
         self.store = store
+
+    @classmethod
+    def contract(cls, options: OptionsT) -> Contract:
+        return Contract(source=cls.source, tables=cls.tables)
 
     def setup(self) -> None:
         """Per-worker set-up before :meth:`partial` is called."""
@@ -142,3 +165,7 @@ class AggregateStage:
     def finalize(self, totals: pa.Table) -> dict[str, pa.Table]:
         """The output tables from the summed partials (small: one row per key)."""
         raise NotImplementedError
+
+
+__all__ = ["AggregateStage", "Contract", "OUTPUTS", "Record", "Resources", "Stage",
+           "StageOptions", "VideoError", "WeightsOptions", "emit"]

@@ -19,9 +19,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, model_validator
 
-from vlprep.schemas import CLIP_FRAMES, list_of_vectors, with_vector_dims
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import CLIP_FRAMES, with_vector_dims
 from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Record, Resources, Stage, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, emit
 from vlprep.stages.frames import SampledFrames, get_frames
 
 
@@ -33,6 +34,8 @@ def clip_frames_schema(projection_dim: int, hidden_size: int) -> pa.Schema:
 
 
 class ClipOptions(BackboneOptions):
+    speed_only = frozenset({"frame_batch"})
+
     # `model_config` is pydantic's own attribute, so the job key is an alias of `vision_config`.
     model_config = ConfigDict(populate_by_name=True)
 
@@ -59,7 +62,7 @@ class ClipOptions(BackboneOptions):
         return self.patch_grid if self.patch_tokens == "grid" else None
 
 
-class ClipStage(Stage):
+class ClipStage(Stage[ClipOptions]):
     """Adds nothing to the record; emits the `clip_frames` rows of each video."""
 
     kind = "clip"
@@ -70,6 +73,10 @@ class ClipStage(Stage):
 
     model: Any = None
 
+    @classmethod
+    def contract(cls, options: ClipOptions) -> Contract:
+        return Contract(reads=(options.frames,), tables=cls.tables)
+
     def setup(self) -> None:
         if self.model is not None:
             return
@@ -77,7 +84,7 @@ class ClipStage(Stage):
         from vlprep.models.accel import resolve_device
         from vlprep.models.clip import ClipFeatures, load_clip, random_clip
 
-        opts: ClipOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         self.device = resolve_device(opts.device)
         block = None if opts.patch_tokens == "none" else opts.patch_block
         if opts.checkpoint and opts.checkpoint.endswith(".onnx"):
@@ -103,7 +110,7 @@ class ClipStage(Stage):
     def _onnx_session(self, path: Path, block: int | None) -> Any:
         from vlprep.models.onnx_runtime import OnnxSession
 
-        opts: ClipOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         session = OnnxSession(path, self.device)
         meta = session.metadata
         if meta.get("model") != "clip":
@@ -127,14 +134,14 @@ class ClipStage(Stage):
         """(embeddings N x D, patch tokens N x P x hidden) of uint8 frames."""
         from vlprep.models.clip import clip_features, onnx_clip_features
 
-        opts: ClipOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if hasattr(self.model, "metadata"):
             return onnx_clip_features(self.model, frames, opts.frame_batch)
         return clip_features(self.model, frames, self.device, opts.frame_batch, opts.precision)
 
     def __call__(self, batch: list[Record]) -> list[Record]:
         self.setup()
-        opts: ClipOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         sampled = [get_frames(record, opts.frames) for record in batch]
         embeddings, patches = self.encode(np.concatenate([s.frames for s in sampled]))
         start = 0

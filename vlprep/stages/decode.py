@@ -34,6 +34,8 @@ DECODERS: tuple[str, ...] = ("pyav", "decord", "ffmpeg")
 class DecodeLimits(StageOptions):
     """Caps and isolation settings, the same keys in the probe and sample stages."""
 
+    speed_only = frozenset({"timeout"})
+
     max_file_bytes: int | None = Field(default=None, gt=0,
                                        description="bigger files fail instead of being decoded")
     max_pixels: int | None = Field(default=None, gt=0, description="cap on width x height")

@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from vlprep.schemas import REGIONS, list_of_vectors, with_list_vector_dims
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import REGIONS, with_vector_dims
 from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Record, Resources, Stage, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, emit
 from vlprep.stages.frames import SampledFrames, get_frames
 
 
@@ -41,6 +42,8 @@ class DetectedFrames:
 
 
 class DetectOptions(BackboneOptions):
+    speed_only = frozenset({"frame_batch"})
+
     checkpoint: str | None = Field(
         default=None, description="torchvision Faster R-CNN state dict (.pth/.safetensors) "
                                   "or its ONNX export")
@@ -76,7 +79,7 @@ class DetectOptions(BackboneOptions):
         return self
 
 
-class DetectStage(Stage):
+class DetectStage(Stage[DetectOptions]):
     """Leaves a DetectedFrames under ``key``; emits the `regions` rows of each video."""
 
     kind = "detect"
@@ -87,6 +90,10 @@ class DetectStage(Stage):
 
     model: Any = None
 
+    @classmethod
+    def contract(cls, options: DetectOptions) -> Contract:
+        return Contract(reads=(options.frames,), writes=(options.key,), tables=cls.tables)
+
     def setup(self) -> None:
         if self.model is not None:
             return
@@ -94,7 +101,7 @@ class DetectStage(Stage):
         from vlprep.models.accel import resolve_device
         from vlprep.models.vinvl import RegionDetector, VinvlSettings
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         self.device = resolve_device(opts.device)
         settings = VinvlSettings(opts.score_thresh, opts.nms_thresh, opts.min_detections,
                                  opts.max_detections, opts.class_candidates, opts.region_feature)
@@ -120,14 +127,14 @@ class DetectStage(Stage):
             dim = det.region_feature_dim(model, opts.region_feature)
             self.model = RegionDetector(model, settings).to(self.device)
         self.names = det.label_names(opts.label_map, num_classes)
-        self.schema = with_list_vector_dims(REGIONS, features=dim)
+        self.schema = with_vector_dims(REGIONS, features=dim)
 
     def _onnx(self, frames: np.ndarray) -> Any:
         """Export on first use (the graph is traced for one frame size and batch)."""
         from vlprep.models.onnx_runtime import OnnxSession
         from vlprep.models.vinvl import export_detector_onnx
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
             path = export_detector_onnx(self.model.cpu(), Path(tmp) / "detector.onnx",
                                         opts.frame_batch, frames.shape[1], frames.shape[2])
@@ -136,7 +143,7 @@ class DetectStage(Stage):
     def detect(self, frames: np.ndarray) -> list[Any]:
         from vlprep.models.vinvl import detect, onnx_detect
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.runtime == "onnx" and not hasattr(self.model, "metadata"):
             self.model = self._onnx(frames)
         if hasattr(self.model, "metadata"):
@@ -145,7 +152,7 @@ class DetectStage(Stage):
 
     def __call__(self, batch: list[Record]) -> list[Record]:
         self.setup()
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         sampled = [get_frames(record, opts.frames) for record in batch]
         found = self.detect(np.concatenate([s.frames for s in sampled]))
         start = 0

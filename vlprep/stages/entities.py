@@ -30,7 +30,7 @@ class EntitiesOptions(StageOptions):
     stop_words: list[str] = Field(default=[], description="more lemmas to leave out")
 
 
-class EntitiesStage(AggregateStage):
+class EntitiesStage(AggregateStage[EntitiesOptions]):
     """Counts `texts.nouns` lemmas corpus-wide; writes `entities` (rank, lemma, count)."""
 
     kind = "entities"
@@ -45,7 +45,7 @@ class EntitiesStage(AggregateStage):
         """Noun counts of one batch of `texts`, only lemmas that may become entities."""
         from vlprep.text.vocab import is_entity_word
 
-        opts: EntitiesOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         rows = batch.filter(pc.is_in(batch.column("source"), pa.array(opts.sources)))
         counts = Counter(lemma for nouns in rows.column("nouns").to_pylist() if nouns
                          for lemma in nouns)
@@ -55,7 +55,7 @@ class EntitiesStage(AggregateStage):
 
     def finalize(self, totals: pa.Table) -> dict[str, pa.Table]:
         """The top-N lemmas of the summed counts, most frequent first, ties alphabetical."""
-        opts: EntitiesOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         lemmas = totals.column("lemma").to_pylist()
         counts = [int(c) for c in totals.column("count").to_pylist()]
         merged: Counter = Counter()

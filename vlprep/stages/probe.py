@@ -15,7 +15,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from vlprep.schemas import VIDEOS
-from vlprep.stages.base import Record, Resources, Stage, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, emit
 from vlprep.stages.decode import BatchMemo, DecodeLimits, probe
 
 COLUMNS = ("duration", "fps", "frame_count", "width", "height", "codec", "file_size",
@@ -36,7 +36,7 @@ def probe_video(path: str, max_file_bytes: int | None = None, **options: Any) ->
     return probe(path, opts, opts.count_frames)
 
 
-class ProbeStage(Stage):
+class ProbeStage(Stage[ProbeOptions]):
     """Adds ``probe`` (see :func:`probe_video`) and emits the video's `videos` row."""
 
     kind = "probe"
@@ -44,6 +44,10 @@ class ProbeStage(Stage):
     stateful = False
     tables = ("videos",)
     default_resources = Resources(num_cpus=1.0, batch_size=16)
+
+    @classmethod
+    def contract(cls, options: ProbeOptions) -> Contract:
+        return Contract(writes=("probe",), tables=cls.tables)
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -56,7 +60,7 @@ class ProbeStage(Stage):
         self.apply(record, self.compute(record))
 
     def compute(self, record: Record) -> dict[str, Any]:
-        opts: ProbeOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         return probe(record["path"], opts, opts.count_frames)
 
     def apply(self, record: Record, info: dict[str, Any]) -> None:

@@ -7,8 +7,14 @@ the crop's frame embeddings are averaged into one normalised crop embedding, and
 soft labels = softmax(crop @ prompts.T / temperature) over all entities. A `soft_labels` row
 keeps the box, the frame indices, the top-k entity ids and probabilities, the top
 probability, and whether it is under ``min_top_prob`` (ALPRO ignores such crops; the public
-code compares the argmax *index* with 0.2 instead, a bug we do not copy). Rows are kept, only
-flagged, so a trainer may pick its own threshold.
+code compares the argmax *index* with 0.2 instead: ``ignore_rule: argmax_index`` copies it).
+Rows are kept, only flagged, so a trainer may pick its own threshold; ``store_full`` keeps the
+whole distribution (fp16), which ALPRO's PEM loss uses.
+
+``prompter: alpro`` is ALPRO's released prompter (:mod:`vlprep.models.alpro`): each crop is one
+video of the sampled frames through the TimeSformer (no frame averaging), prompts through
+BERT's text layers, the stored temperature; its prompt ensembles are cached on disk by
+(checkpoint sha256, entities, templates, tokenizer vocabulary, precision).
 """
 
 from __future__ import annotations
@@ -20,27 +26,41 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from vlprep.models.accel import Precision
 from vlprep.schemas import SOFT_LABELS
-from vlprep.stages.base import Record, Resources, Stage, WeightsOptions, emit
+from vlprep.stages.base import (
+    Contract,
+    Record,
+    Resources,
+    Stage,
+    VideoError,
+    WeightsOptions,
+    emit,
+)
 from vlprep.stages.crops import crop_view, sample_boxes
 from vlprep.stages.frames import get_frames
 
+FULL_TYPE = pa.list_(pa.float16())
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 class PrompterOptions(WeightsOptions):
-    """`checkpoint`: a CLIP model directory (both towers) or a VTC checkpoint directory."""
+    """`checkpoint`: a CLIP model directory (both towers), a VTC checkpoint directory, or
+    ALPRO's `prompter_pretrained.pt` (`prompter: alpro`, with a BERT `tokenizer` directory)."""
 
     # `model_config` is pydantic's own attribute, so the job key is an alias of `clip_config`.
     model_config = ConfigDict(populate_by_name=True)
+    speed_only = frozenset({"device", "frame_batch", "text_batch", "prompt_cache"})
 
-    prompter: Literal["clip", "alpro-vtc"] = Field(
-        default="clip", description="CLIP model dir, or a `vlprep train alpro --vtc-only` dir")
+    prompter: Literal["clip", "alpro-vtc", "alpro"] = Field(
+        default="clip", description="CLIP model dir, a `vlprep train alpro --vtc-only` dir, "
+        "or alpro: ALPRO's prompter_pretrained.pt")
     clip_config: dict[str, Any] | None = Field(
         default=None, alias="model_config",
         description="CLIPConfig overrides for init: random (vision_config, text_config, ...)")
     tokenizer: str | None = Field(
-        default=None, description="CLIP tokenizer dir or builtin:demo (default: checkpoint)")
+        default=None, description="CLIP tokenizer dir or builtin:demo (default: checkpoint); "
+        "alpro: a bert-base-uncased tokenizer dir")
     device: str = "auto"
     frames: str = Field(default="frames", description="record key of the sampled frames")
     num_crops: int = Field(default=4, gt=0, description="K crops per video")
@@ -54,6 +74,15 @@ class PrompterOptions(WeightsOptions):
     top_k: int = Field(default=10, gt=0)
     temperature: float | None = Field(default=None, gt=0, description="default: the model's")
     min_top_prob: float = Field(default=0.2, ge=0, le=1, description="flag rows below")
+    ignore_rule: Literal["top_prob", "argmax_index"] = Field(
+        default="top_prob", description="low_confidence: top_prob < min_top_prob, or ALPRO's "
+        "literal code (argmax index < 0.2: the top entity is entity 0)")
+    store_full: bool = Field(default=False, description="also store every entity's "
+                             "probability (probs_full, fp16)")
+    precision: Precision = Field(default="fp32", description="alpro: fp32 as ALPRO; "
+                                 "fp16/bf16 autocast for speed")
+    prompt_cache: str = Field(default="auto", description="alpro: directory of cached prompt "
+                              "ensembles (auto: $VLPREP_CACHE/prompts or ~/.cache/vlprep), off")
     frame_batch: int = Field(default=64, gt=0, description="crop images per forward pass")
     text_batch: int = Field(default=256, gt=0, description="prompts per forward pass")
 
@@ -73,8 +102,8 @@ class PrompterOptions(WeightsOptions):
         if self.init == "random":
             if self.checkpoint is not None:
                 raise ValueError("give either a checkpoint or init: random, not both")
-            if self.prompter != "clip":
-                raise ValueError("init: random is for prompter: clip")
+            if self.prompter == "alpro-vtc":
+                raise ValueError("init: random is for prompter: clip or alpro")
             if self.tokenizer is None:
                 raise ValueError("init: random needs a tokenizer (a directory or builtin:demo)")
             return self
@@ -82,6 +111,14 @@ class PrompterOptions(WeightsOptions):
             raise ValueError("model_config applies to init: random only")
         if self.checkpoint is None:
             raise ValueError("checkpoint is required (or set init: random for a demo)")
+        if self.prompter == "alpro":
+            if not Path(self.checkpoint).is_file():
+                raise ValueError(f"checkpoint {self.checkpoint!r} is not a file "
+                                 "(ALPRO's prompter_pretrained.pt)")
+            if self.tokenizer is None:
+                raise ValueError("prompter: alpro needs a tokenizer (a bert-base-uncased "
+                                 "tokenizer directory)")
+            return self
         if not Path(self.checkpoint).is_dir():
             raise ValueError(f"checkpoint {self.checkpoint!r} is not a directory")
         return self
@@ -92,6 +129,18 @@ def build_prompter(opts: PrompterOptions):
     from vlprep.models.clip import resolve_device
 
     device = resolve_device(opts.device)
+    if opts.prompter == "alpro":
+        from vlprep.models.alpro import AlproPrompter
+        from vlprep.models.tokenizers import load_tokenizer
+
+        # frame_batch counts crop frames, as for the other prompters: T frames a crop video
+        speed = {"precision": opts.precision, "video_batch": max(1, opts.frame_batch // 4),
+                 "text_batch": opts.text_batch}
+        if opts.init == "random":
+            return AlproPrompter.random(load_tokenizer(opts.tokenizer, "bert"),  # type: ignore[arg-type]
+                                        opts.seed, str(device), **speed)
+        return AlproPrompter.from_checkpoint(opts.checkpoint, tokenizer=opts.tokenizer,  # type: ignore[arg-type]
+                                             device=str(device), **speed)
     if opts.prompter == "alpro-vtc":
         from vlprep.models.vtc import VtcPrompter, load_vtc
 
@@ -109,7 +158,7 @@ def build_prompter(opts: PrompterOptions):
     return ClipPrompter(model, tokenizer, device, opts.frame_batch, opts.text_batch)
 
 
-class PrompterStage(Stage):
+class PrompterStage(Stage[PrompterOptions]):
     """Emits K `soft_labels` rows per video; adds nothing to the record."""
 
     kind = "prompter"
@@ -119,33 +168,62 @@ class PrompterStage(Stage):
     default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
 
     model: Any = None
+
+    @classmethod
+    def contract(cls, options: PrompterOptions) -> Contract:
+        return Contract(reads=(options.frames,), needs=("entities",), tables=cls.tables)
     entities: list[str] | None = None  # read from the store, unless set before setup
 
     def setup(self) -> None:
-        if self.model is not None:
-            return
-        from vlprep.stages.entities import read_entities
-
+        """Entities from the store and the model, unless set before (tests, planners)."""
+        if getattr(self, "prompts", None) is None:
+            self.prompts: dict[str, np.ndarray] = {}
         if self.entities is None:
+            from vlprep.stages.entities import read_entities
+
             if self.store is None:
                 raise RuntimeError("the prompter stage reads the job's store: no store given")
             self.entities = read_entities(self.store)
         if not self.entities:
             raise RuntimeError(f"store {self.store}: the entities table is empty")
-        self.model = build_prompter(self.options)  # type: ignore[arg-type]
-        self.prompts: dict[str, np.ndarray] = {}
+        if self.model is None:
+            self.model = build_prompter(self.options)
 
     def prompt_embeddings(self, templates: str) -> np.ndarray:
         """E x D prompt ensemble of the entities for "video" or "image" templates (cached)."""
         from vlprep.models.prompter import TEMPLATES, prompt_embeddings
 
+        self.setup()
         if templates not in self.prompts:
-            self.prompts[templates] = prompt_embeddings(self.model, self.entities,
-                                                        TEMPLATES[templates])
+            entities, chosen = self.entities, TEMPLATES[templates]
+
+            def compute() -> np.ndarray:
+                return prompt_embeddings(self.model, entities, chosen)
+
+            directory = self.prompt_cache_directory()
+            if directory is None:
+                self.prompts[templates] = compute()
+            else:
+                from vlprep.models.prompt_cache import cache_key, cached, vocabulary_digest
+
+                sha = self.options.sha256 or self.model.sha256
+                key = cache_key(sha.lower(), entities, chosen, precision=self.options.precision,
+                                tokenizer=vocabulary_digest(self.model.tokenizer),
+                                device=self.model.device.type)
+                self.prompts[templates] = cached(directory, key, compute)
         return self.prompts[templates]
 
+    def prompt_cache_directory(self) -> Path | None:
+        """Where prompt ensembles are cached (prompter: alpro), None for no cache."""
+        from vlprep.models.prompt_cache import default_directory
+
+        opts = self.options
+        if opts.prompter != "alpro" or opts.prompt_cache == "off":
+            return None
+        return default_directory() if opts.prompt_cache == "auto" else Path(opts.prompt_cache)
+
     def templates_for(self, record: Record) -> str:
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.templates != "auto":
             return opts.templates
         return "image" if str(record.get("path", "")).lower().endswith(IMAGE_SUFFIXES) \
@@ -153,37 +231,68 @@ class PrompterStage(Stage):
 
     def __call__(self, batch: list[Record]) -> list[Record]:
         self.setup()
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         size = self.model.image_size
+        videos = hasattr(self.model, "embed_videos")  # a video model: one crop, one video
         views, plan = [], []
         for record in batch:
             sampled = get_frames(record, opts.frames)
             h, w = sampled.frames.shape[1:3]
+            if videos and opts.crop_view == "masked" and (h, w) != (size, size):
+                raise VideoError(f"frames under {opts.frames!r} are {w}x{h}; the prompter "
+                                 f"takes {size}x{size} (sample at size {size})")
             boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
                                  opts.patch_size, opts.crop_scale, opts.crop_ratio)
             views += [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes]
             plan.append((record, sampled, boxes))
-        embeddings = self.model.embed_images(np.concatenate(views))
-        start = 0
-        for record, sampled, boxes in plan:
-            n, k = len(sampled), len(boxes)
-            per_frame = embeddings[start:start + n * k].reshape(k, n, -1)
-            start += n * k
-            pooled = per_frame.mean(axis=1)
-            pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
-            emit(record, "soft_labels", self.rows(record, sampled.indices, boxes, pooled))
+        crops = self.embed_videos(views) if videos else self.pooled_frames(views)
+        for (record, sampled, boxes), start in zip(plan, np.cumsum(
+                [0] + [len(p[2]) for p in plan])[:-1], strict=True):
+            emit(record, "soft_labels", self.rows(record, sampled.indices, boxes,
+                                                  crops[start:start + len(boxes)]))
         return batch
+
+    def embed_videos(self, views: list[np.ndarray]) -> np.ndarray:
+        """One embedding per crop video (T x H x W x 3 each), batched across the videos of
+        the batch by frame count."""
+        out = np.zeros((len(views), 0), np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, view in enumerate(views):
+            by_length.setdefault(len(view), []).append(i)
+        for indices in by_length.values():
+            emb = self.model.embed_videos(np.stack([views[i] for i in indices]))
+            if out.shape[1] == 0:
+                out = np.zeros((len(views), emb.shape[1]), np.float32)
+            out[indices] = emb
+        return out
+
+    def pooled_frames(self, views: list[np.ndarray]) -> np.ndarray:
+        """An image model: every crop frame embedded, averaged per crop and normalised."""
+        embeddings = self.model.embed_images(np.concatenate(views))
+        out, start = [], 0
+        for view in views:
+            pooled = embeddings[start:start + len(view)].mean(axis=0)
+            start += len(view)
+            out.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
+        return np.stack(out)
 
     def rows(self, record: Record, indices: np.ndarray, boxes: list, crops: np.ndarray
              ) -> pa.Table:
         from vlprep.models.prompter import float32_down, soft_labels, top_k
 
-        opts: PrompterOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         templates = self.templates_for(record)
         temperature = opts.temperature or self.model.temperature
         probs = soft_labels(crops, self.prompt_embeddings(templates), temperature)
         ids, best = top_k(probs, opts.top_k)
         best = float32_down(best)
+        if opts.ignore_rule == "argmax_index":
+            from vlprep.models.alpro import alpro_ignore
+
+            low = alpro_ignore(probs)
+        else:
+            low = best[:, 0] < opts.min_top_prob
+        full = fp16_rows(probs) if opts.store_full else pa.nulls(len(boxes), FULL_TYPE)
         k = len(boxes)
         frame_indices = [int(i) for i in indices]
         return pa.table({
@@ -198,5 +307,13 @@ class PrompterStage(Stage):
             "entity_ids": ids.astype(np.int32).tolist(),
             "probs": best.tolist(),
             "top_prob": pa.array(best[:, 0]),
-            "low_confidence": pa.array(best[:, 0] < opts.min_top_prob),
+            "low_confidence": pa.array(low),
+            "probs_full": full,
         }, schema=SOFT_LABELS)
+
+
+def fp16_rows(probs: np.ndarray) -> pa.Array:
+    """K x E probabilities as K lists of E fp16 values."""
+    k, e = probs.shape
+    values = pa.array(np.ascontiguousarray(probs, dtype=np.float16).reshape(-1))
+    return pa.ListArray.from_arrays(pa.array(np.arange(k + 1, dtype=np.int32) * e), values)

@@ -17,15 +17,18 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from vlprep.schemas import S3D, list_of_vectors
+from vlprep.columns import list_of_vectors
+from vlprep.schemas import S3D
 from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Record, Resources, Stage, VideoError, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, VideoError, emit
 from vlprep.stages.frames import SampledFrames, get_frames
 
 CHUNK_WINDOWS = 16  # windows decoded and embedded at a time (16 s: 72 MB of frames at 224)
 
 
 class S3dOptions(BackboneOptions):
+    speed_only = frozenset({"frame_batch"})
+
     window: int = Field(default=30, gt=1, description="frames per clip (VideoCLIP: 30 = 1 s)")
     fps: float = Field(default=30.0, gt=0, description="frame rate of the sampled frames")
     normalize: bool = Field(default=True, description="L2-normalise the 512-d features")
@@ -40,7 +43,7 @@ class S3dOptions(BackboneOptions):
         return self
 
 
-class S3dStage(Stage):
+class S3dStage(Stage[S3dOptions]):
     """Adds nothing to the record; emits the `s3d` row of each video."""
 
     kind = "s3d"
@@ -51,6 +54,10 @@ class S3dStage(Stage):
 
     model: Any = None
 
+    @classmethod
+    def contract(cls, options: S3dOptions) -> Contract:
+        return Contract(reads=(options.frames,), tables=cls.tables)
+
     def setup(self) -> None:
         if self.model is not None:
             return
@@ -58,7 +65,7 @@ class S3dStage(Stage):
         from vlprep.models.s3d import S3D as S3dModel
         from vlprep.models.s3d import random_s3d
 
-        opts: S3dOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         model = (random_s3d(opts.seed) if opts.init == "random"
                  else S3dModel.from_checkpoint(opts.checkpoint))  # type: ignore[arg-type]
         self.device = resolve_device(opts.device)
@@ -68,7 +75,7 @@ class S3dStage(Stage):
         from vlprep.models.s3d import embed_windows
 
         self.setup()
-        opts: S3dOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         sampled = [get_frames(record, opts.frames) for record in batch]
         for s in sampled:
             self._windows(s)
@@ -82,7 +89,7 @@ class S3dStage(Stage):
         return batch
 
     def _windows(self, sampled: SampledFrames) -> int:
-        window = self.options.window  # type: ignore[attr-defined]
+        window = self.options.window
         given = int(getattr(sampled, "window", 0) or 0)
         if given and given != window:
             raise VideoError(f"frames come in {given}-frame windows but the s3d stage takes "
@@ -94,7 +101,7 @@ class S3dStage(Stage):
 
     def rows(self, record: Record, sampled: SampledFrames, out: dict[str, np.ndarray]
              ) -> pa.Table:
-        opts: S3dOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         emb = out["video_embedding"]
         n = len(emb)
         if opts.normalize:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from vlprep.stages.base import Record, Resources, Stage
+from vlprep.stages.base import Contract, Record, Resources, Stage
 from vlprep.stages.decode import (
     BatchMemo,
     DecodeLimits,
@@ -44,6 +44,8 @@ DEFAULT_FRAMES = {"uniform": 8, "middle": 8, "rand": 8, "headtail": 4, "stoa": 1
 
 
 class SampleOptions(DecodeLimits):
+    speed_only = frozenset({"threads", "stream"})
+
     sampler: Literal["uniform", "middle", "headtail", "rand", "stoa", "videoclip"] = "uniform"
     num_frames: int | None = Field(default=None, gt=0,
                                    description="frames per video (default: the sampler's)")
@@ -76,7 +78,7 @@ class SampleOptions(DecodeLimits):
         return self.num_frames or DEFAULT_FRAMES.get(self.sampler, 0)
 
 
-class SampleStage(Stage):
+class SampleStage(Stage[SampleOptions]):
     """Samples and decodes frames on CPU; stateless (the decode worker lives per process)."""
 
     kind = "sample"
@@ -85,8 +87,13 @@ class SampleStage(Stage):
     tables = ()
     default_resources = Resources(num_cpus=1.0, batch_size=4)
 
+    @classmethod
+    def contract(cls, options: SampleOptions) -> Contract:
+        # the probe's rotation, when a probe stage ran before
+        return Contract(optional=("probe",), writes=(options.key,))
+
     def request(self, record: Record) -> SampleRequest:
-        opts: SampleOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         threads = opts.threads if opts.threads is not None else \
             max(1, round(self.resources.num_cpus))
         return SampleRequest(
@@ -108,7 +115,7 @@ class SampleStage(Stage):
         self.apply(record, self.compute(record))
 
     def compute(self, record: Record) -> SampledFrames:
-        opts: SampleOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         request = self.request(record)
         dense = opts.sampler == "videoclip"
         if dense and opts.stream and dense_in_order(request):
@@ -120,7 +127,7 @@ class SampleStage(Stage):
 
     def fields(self, result: Any) -> dict[str, Any]:
         """SampledFrames' fields but the frames."""
-        opts: SampleOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         dense = opts.sampler == "videoclip"
         return dict(
             indices=result.indices.astype(np.int64),
@@ -131,4 +138,4 @@ class SampleStage(Stage):
             fps=result.fps, frame_count=result.frame_count)
 
     def apply(self, record: Record, frames: SampledFrames) -> None:
-        record[self.options.key] = frames  # type: ignore[attr-defined]
+        record[self.options.key] = frames

@@ -133,12 +133,6 @@ def pick_frames(sampler: str, frame_count: int, num_frames: int, fps: float = 0.
     return Pick(indices, lo, hi)
 
 
-def sample_indices(sampler: str, frame_count: int, num_frames: int, fps: float = 0.0,
-                   video_id: str = "", seed: int = 0) -> np.ndarray:
-    """Just the indices of :func:`pick_frames`."""
-    return pick_frames(sampler, frame_count, num_frames, fps, video_id, seed).indices
-
-
 def snap_to_keyframes(pick: Pick, keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move each target to the nearest keyframe inside its segment that no earlier target took.
 

@@ -32,6 +32,8 @@ from vlprep.text.asr import Line, clean_lines
 
 
 class TextsOptions(StageOptions):
+    speed_only = frozenset({"spacy_batch"})
+
     max_chars: int | None = Field(default=None, gt=0, description="truncate longer texts")
     dedup_transcripts: bool = Field(
         default=True, description="MMPT's clean-up of repeated/overlapping ASR lines")
@@ -107,7 +109,7 @@ def _cached(what: str, spec: str) -> Any:
     return _CACHE[key]
 
 
-class TextsStage(Stage):
+class TextsStage(Stage[TextsOptions]):
     """Turns a record's caption(s) and transcript into `texts` rows with tokens and POS."""
 
     kind = "texts"
@@ -124,7 +126,7 @@ class TextsStage(Stage):
     def setup(self) -> None:
         if self._ready:
             return
-        opts: TextsOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.spacy_model is not None:
             self.nlp = _cached("nlp", opts.spacy_model)
         if opts.bert_tokenizer is not None:
@@ -135,7 +137,7 @@ class TextsStage(Stage):
 
     def __call__(self, batch: list[Record]) -> list[Record]:
         self.setup()
-        opts: TextsOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         per_video = [text_rows(r, opts.max_chars, opts.dedup_transcripts) for r in batch]
         rows = [row for video in per_video for row in video]
         self.annotate(rows)
@@ -148,7 +150,7 @@ class TextsStage(Stage):
         """Add token ids, POS tags and lemmas to the rows, in place, all rows at once."""
         from vlprep.text.pos import char_tags, token_tags
 
-        opts: TextsOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         texts = [row["text"] for row in rows]
         analyses = None
         if self.nlp is not None and texts:

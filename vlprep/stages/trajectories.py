@@ -24,7 +24,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from vlprep.schemas import TRAJECTORIES
-from vlprep.stages.base import Record, Resources, Stage, StageOptions, VideoError, emit
+from vlprep.stages.base import Contract, Record, Resources, Stage, StageOptions, VideoError, emit
 from vlprep.stages.detect import DetectedFrames
 
 
@@ -108,7 +108,7 @@ def build_trajectories(dets: DetectedFrames, opts: TrajectoriesOptions) -> list[
     return ordered[: opts.max_trajectories]
 
 
-class TrajectoriesStage(Stage):
+class TrajectoriesStage(Stage[TrajectoriesOptions]):
     """Reads the detections under ``detections``; emits the `trajectories` rows."""
 
     kind = "trajectories"
@@ -117,8 +117,12 @@ class TrajectoriesStage(Stage):
     tables = ("trajectories",)
     default_resources = Resources(num_cpus=1.0, batch_size=8)
 
+    @classmethod
+    def contract(cls, options: TrajectoriesOptions) -> Contract:
+        return Contract(reads=(options.detections,), tables=cls.tables)
+
     def process(self, record: Record) -> None:
-        opts: TrajectoriesOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         dets = record.get(opts.detections)
         if not isinstance(dets, DetectedFrames):
             raise VideoError(f"no detections under {opts.detections!r} (is a detect stage "
@@ -126,7 +130,7 @@ class TrajectoriesStage(Stage):
         emit(record, "trajectories", self.rows(record, dets, build_trajectories(dets, opts)))
 
     def rows(self, record: Record, dets: DetectedFrames, trs: list[Trajectory]) -> pa.Table:
-        opts: TrajectoriesOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         k, n = len(trs), len(dets)
         offsets = pa.array(np.arange(k + 1, dtype=np.int32) * n)
         boxes = np.concatenate([tr.boxes for tr in trs]) if trs else np.zeros((0, 4), np.float32)

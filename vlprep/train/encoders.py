@@ -8,7 +8,6 @@ feature sequences (frames, seconds, objects) and over the stored token ids.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -83,6 +82,3 @@ class LearnedTemperature(nn.Module):
             self.value.clamp_(self.low, self.high)
         return self.value
 
-
-def normalized(x: torch.Tensor) -> torch.Tensor:
-    return F.normalize(x, dim=-1)

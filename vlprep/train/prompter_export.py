@@ -14,16 +14,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from vlprep.errors import ExportError  # noqa: F401 - re-exported
 from vlprep.train.alpro_model import AlproModel, export_prompter
 from vlprep.train.recipe import load_recipe, stage_of
 from vlprep.train.store_reader import StoreReader
 from vlprep.train.text import Vocab
 
 log = logging.getLogger("vlprep")
-
-
-class ExportError(ValueError):
-    """Why a run cannot be exported as a prompter; one line."""
 
 
 def frozen_clip(recipe: dict[str, Any]) -> Any:

@@ -1,8 +1,8 @@
 """`vlprep export FORMAT STORE OUT`: write a store in the layout an original trainer reads.
 
 Each command prints one summary line (and a warning line per note); a store that cannot be
-exported as asked exits 2 with one line, through vlprep.cli's ``_die``. The format modules
-are imported inside the commands, so `vlprep --help` stays fast.
+exported as asked exits 2 with one line (vlprep.cli.errors). The format modules are
+imported inside the commands, so `vlprep --help` stays fast.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from vlprep.export import ExportError, ExportReport
+from vlprep.cli.errors import die, reported
+from vlprep.export import ExportReport
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Write a store in the on-disk layout of MMPT, ALPRO, STOA-VLP or VinVL.")
@@ -26,13 +27,8 @@ LinkVideos = Annotated[bool, typer.Option(
 
 
 def _run(job: Callable[[], ExportReport]) -> None:
-    from vlprep.cli import _die
-    from vlprep.pipeline.store import StoreError
-
-    try:
+    with reported(prefix="export: ", usage=(OSError, ValueError)):  # ValueError: bad Parquet
         report = job()
-    except (ExportError, StoreError, OSError, ValueError) as e:  # ValueError: bad Parquet too
-        _die(f"export: {e}")
     typer.echo(report.summary())
     for note in report.notes:
         typer.echo(f"warning: {note}", err=True)
@@ -57,9 +53,7 @@ def mmpt(
     from vlprep.export.mmpt import MmptOptions, export_mmpt
 
     if dtype not in ("float16", "float32"):
-        from vlprep.cli import _die
-
-        _die(f"export: --dtype {dtype}: expected float16 or float32")
+        die(f"export: --dtype {dtype}: expected float16 or float32")
     opts = MmptOptions(shard_size=shard_size, val_fraction=val_fraction, bert_name=bert_name,
                        dtype=dtype, per_video=per_video, text=text)
     _run(lambda: export_mmpt(store, out, opts))

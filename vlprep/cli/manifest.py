@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
+from vlprep.cli.errors import die, reported
 from vlprep.jobs import convert
-from vlprep.jobs.manifest import first_line
 
 app = typer.Typer(
     help="Convert public dataset annotations (WebVid, HowTo100M, MSR-VTT) to a manifest.",
@@ -26,11 +26,8 @@ Videos = Annotated[str, typer.Option("--videos", help="Folder (or URI prefix) of
 
 
 def _run(out: str, job: Callable[[], convert.ConvertReport]) -> None:
-    try:
+    with reported(usage=(ValueError, OSError)):
         report = job()
-    except (ValueError, OSError) as exc:
-        typer.echo(f"error: {first_line(exc, limit=500)}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {report.rows} rows to {out} ({report.skipped} skipped)")
 
 
@@ -48,8 +45,7 @@ def webvid(
 ) -> None:
     """WebVid-2M/10M results CSV -> manifest with one caption per video."""
     if videos is None and not use_urls:
-        typer.echo("error: webvid needs --videos DIR or --use-urls", err=True)
-        raise typer.Exit(2)
+        die("webvid needs --videos DIR or --use-urls")
     _run(out, lambda: convert.webvid(csv_path, videos, out, pattern=pattern, use_urls=use_urls))
 
 
