@@ -3,7 +3,9 @@
 Started by :class:`vlprep.stages.decoders.isolation.DecodeWorker` as
 ``python -m vlprep.stages.decoders.worker REQUEST_FD RESPONSE_FD MEMORY_LIMIT_BYTES``. It reads
 pickled ``(op, request, out_path)`` messages (after announcing ``("ready", ...)`` once its
-libraries are loaded), writes a sample's frames straight into the file
+libraries are loaded; ops: ``probe``, ``sample``, and for streamed videoclip frames ``plan``
+and ``chunk``, see :mod:`vlprep.stages.decoders.stream`), writes a sample's frames straight
+into the file
 ``out_path`` (on /dev/shm, so the parent maps them without a copy through a pipe) and answers
 ``("ok", result, retire)`` or ``("error", (reason, code), retire)``; ``retire`` says it
 exits now (it came close to its memory limit). It exits when the parent closes the
