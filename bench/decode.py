@@ -282,10 +282,12 @@ def main() -> None:
         if args.only:
             keep = set(args.only.split(","))
             cases = [c for c in cases if f"{c.name} {c.mode}" in keep or c.mode in keep]
-        for _ in range(args.repeats):  # interleaved: every decoder sees the same neighbours
+        for rep in range(args.repeats):  # interleaved: every decoder sees the same neighbours
             for c in cases:
                 for who in ["ours", *PEERS_FOR[c.mode]]:
                     c.measure(who)
+            if rep + 1 < args.repeats:  # a partial report, in case the run is cut short
+                print(f"after {rep + 1} repeat(s):\n{report(cases)}\n", flush=True)
         fixed = fixed_cost(real[0])
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
           f"{args.repeats} repeats interleaved, {args.threads} decoder thread(s) each; frames "
