@@ -42,6 +42,21 @@ def test_chunks_equal_the_whole_decode(isolate):
     np.testing.assert_array_equal(streamed.frames, whole.frames)  # .frames decodes them all
 
 
+def test_videos_stream_one_after_another_through_a_fresh_worker():
+    """The worker the prefetch thread starts outlives each video (a child dies with the
+    thread that started it)."""
+    from vlprep.stages.decoders.isolation import worker_for
+
+    streams = [sampled(sample_videos()[name])
+               for name in ("bikes", "carphone_pristine", "bigbuckbunny")]
+    worker = worker_for(4096)
+    worker.stop()  # as in the s3d stage's process: the first chunk starts the worker
+    starts = worker.starts
+    for s in streams:
+        assert sum(len(c) for c in s.chunks(2 * 30)) == len(s)
+    assert worker.starts == starts + 1
+
+
 def test_chunks_out_of_order_seek_and_still_match():
     path = sample_videos()["bikes"]  # keyframes at 0, 30, 76, 137, 187, 242
     whole = sampled(path, stream=False, isolate=False)

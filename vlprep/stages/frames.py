@@ -83,8 +83,9 @@ class StreamedFrames(SampledFrames):
             yield from super().chunks(size)
             return
         n = self.source.length
-        with ThreadPoolExecutor(1, thread_name_prefix="frames") as pool:
-            pending = pool.submit(self.source.read, 0, min(size, n)) if n else None
+        pool = _prefetcher()
+        pending = pool.submit(self.source.read, 0, min(size, n)) if n else None
+        try:
             for start in range(0, n, size):
                 assert pending is not None
                 chunk = pending.result()
@@ -93,6 +94,21 @@ class StreamedFrames(SampledFrames):
                     if nxt < n else None
                 yield chunk
                 del chunk
+        finally:
+            if pending is not None:  # abandoned early: let the read finish, drop its frames
+                pending.cancel() or pending.exception()
+
+
+_PREFETCH: list[ThreadPoolExecutor] = []
+
+
+def _prefetcher() -> ThreadPoolExecutor:
+    """One reader thread for the life of the process: a decode worker it starts is tied to
+    the thread that started it (the child gets SIGKILL when that thread ends), so the thread
+    must not end after each video."""
+    if not _PREFETCH:
+        _PREFETCH.append(ThreadPoolExecutor(1, thread_name_prefix="frames-prefetch"))
+    return _PREFETCH[0]
 
 
 def get_frames(record: Record, key: str) -> SampledFrames:
