@@ -1,8 +1,9 @@
 """Backbone throughput: the model alone vs the stage that runs it, fed from memory.
 
-For CLIP (ViT-B/16), S3D-G and the detector (Faster R-CNN R50-FPN v2 with VinVL
-post-processing and region features), all full-size with random weights (speed does not
-depend on the weights):
+For CLIP (ViT-B/16), S3D-G, the detector (Faster R-CNN R50-FPN v2 with VinVL
+post-processing and region features) and VinVL's X152-C4 (``vinvl``, with the share of its
+time in backbone, RPN, box head and post-processing), all full-size with random weights
+(speed does not depend on the weights, except VinVL's post-processing a little):
 
 - model-only: the stage's own nn.Module on an already-preprocessed tensor on the device,
   under inference mode and the stage's autocast;
@@ -88,7 +89,7 @@ def bench_clip(args, device: torch.device) -> dict:
 
     def model_only():
         with torch.inference_mode(), autocast(device, args.precision):
-            return stage.model(x)
+            return stage.model.model(x)  # the torch module behind the runtime
 
     return compare("clip", "images", n, model_only, lambda: stage(batch), device, args.repeats)
 
@@ -106,7 +107,7 @@ def bench_s3d(args, device: torch.device) -> dict:
 
     def model_only():
         with torch.inference_mode(), autocast(device, args.precision):
-            return stage.model(x)
+            return stage.model.model(x)  # the torch module behind the runtime
 
     return compare("s3d", "clips", clips, model_only, lambda: stage(batch), device,
                    args.repeats)
@@ -127,17 +128,51 @@ def bench_detector(args, device: torch.device) -> dict:
 
     def model_only():
         with torch.inference_mode(), autocast(device, args.precision):
-            return stage.model(x)
+            return stage.model.model(x)  # the torch module behind the runtime
 
     return compare("detector", "images", n, model_only, lambda: stage(batch), device,
                    args.repeats)
+
+
+def bench_vinvl(args, device: torch.device) -> dict:
+    """VinVL X152-C4: model-only is ``detect_resized`` on frames already resized (networks,
+    box logic and attributes); in-pipeline is the stage (resize, batching, rows). The part
+    shares come from the model's own timers during the model-only runs."""
+    from vlprep.models.vinvl_ops import resize_image
+    from vlprep.stages.detect import DetectOptions, DetectStage
+
+    n = args.det_videos * args.det_frames
+    opts = DetectOptions(init="random", device=str(device), frame_batch=n,
+                         precision=args.precision, architecture="vinvl_x152c4",
+                         min_size=args.det_min_size, max_size=args.det_max_size)
+    stage = DetectStage(opts, Resources())
+    stage.setup()
+    det = stage.model.model
+    batch = records(args.det_videos, args.det_frames, args.det_size, "frames")
+    frames = np.concatenate([r["frames"].frames for r in batch])
+    resized = np.stack([resize_image(f, det.config) for f in frames])
+    sizes = [(f.shape[1], f.shape[0]) for f in frames]
+
+    def model_only():
+        return det.detect_resized(resized, sizes)
+
+    row = compare("vinvl", "images", n, model_only, lambda: stage(batch), device,
+                  args.repeats)
+    det.timings = {}
+    model_only()
+    total = sum(det.timings.values())
+    row["shares"] = {k: v / total for k, v in det.timings.items()}
+    det.timings = None
+    print("vinvl     time shares: " + ", ".join(f"{k} {v:.0%}" for k, v in
+                                                row["shares"].items()), flush=True)
+    return row
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    p.add_argument("--backbones", default="clip,s3d,detector")
+    p.add_argument("--backbones", default="clip,s3d,detector,vinvl")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--cpu-sizes", action="store_true",
                    help="small batches and inputs, so a CPU run ends in minutes")
@@ -165,7 +200,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {name}, torch threads {torch.get_num_threads()}, precision "
           f"{args.precision}", flush=True)
-    benches = {"clip": bench_clip, "s3d": bench_s3d, "detector": bench_detector}
+    benches = {"clip": bench_clip, "s3d": bench_s3d, "detector": bench_detector,
+               "vinvl": bench_vinvl}
     rows = [benches[b](args, device) for b in args.backbones.split(",")]
     if args.json:
         with open(args.json, "w") as f:

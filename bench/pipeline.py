@@ -170,10 +170,11 @@ def _process_kind(proc: psutil.Process) -> str:
 def child_e2e(job_path: str) -> None:
     """Run the job in this (fresh) process and print one JSON line of measurements."""
     from vlprep.jobs.config import load_job
-    from vlprep.pipeline.runner import _init_ray, run_job
+    from vlprep.pipeline.executors import init_ray
+    from vlprep.pipeline.runner import run_job
 
     job = load_job(job_path)
-    _init_ray(job, None)  # Ray's start-up is not part of the throughput
+    init_ray(job, None)  # Ray's start-up is not part of the throughput
     sampler = TreeSampler()
     sampler.start()
     cpu0, before = sampler.cpu_seconds, dict(sampler.cpu)

@@ -174,10 +174,8 @@ def bench_alpro(args) -> dict:
         entities = [f"{CAPTIONS[i % len(CAPTIONS)].split()[1].lower()}{i}"
                     for i in range(args.entities)]
         key = cache_key(sha, entities, VIDEO_TEMPLATES, tokenizer=vocabulary_digest(tokenizer))
-        start = time.perf_counter()
-        cached(Path(tmp) / "cache", key,
-               lambda: prompter.embed_prompts(entities, VIDEO_TEMPLATES))
-        cold_s = time.perf_counter() - start
+        cold_s = best_of(lambda: cached(Path(tmp) / "cache", key, lambda: prompter.embed_prompts(
+            entities, VIDEO_TEMPLATES)), 1, wall)  # CPU seconds on CPU, as the rows above
         start = time.perf_counter()
         cached(Path(tmp) / "cache", key, lambda: None)  # type: ignore[arg-type, return-value]
         warm_s = time.perf_counter() - start
@@ -198,7 +196,7 @@ def bench_alpro(args) -> dict:
     crops = len(videos) * args.crops
     prompts = len(entities) * len(VIDEO_TEMPLATES)
     return {"device": str(device), "precision": args.alpro_precision,
-            "load_s": load_s, "sha256_s": sha_s, "prompts": prompts,
+            "load_wall_s": load_s, "sha256_wall_s": sha_s, "prompts": prompts,
             "prompt_ensemble_cold_s": cold_s, "prompts_per_s": prompts / cold_s,
             "prompt_ensemble_cached_s": warm_s, "crops": crops,
             "crops_per_s": crops / crop_s, "crop_timing": "wall" if wall else "cpu"}

@@ -82,6 +82,31 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 10, rotation: int | N
     return path
 
 
+AV1_ENCODERS = ("libsvtav1", "libaom-av1", "librav1e")
+
+
+def write_av1(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
+    """An AV1 MP4 (which decord 0.6 cannot open) from PyAV's encoder, else the ffmpeg
+    binary's (imageio-ffmpeg ships libsvtav1, libaom and rav1e); pytest.skip when neither
+    has one."""
+    import pytest
+
+    encoder = next((e for e in AV1_ENCODERS if e in av.codecs_available), None)
+    if encoder is not None:
+        return write_video(path, frames, fps=fps, codec=encoder)
+    listed = ffmpeg("-encoders").stdout.decode()
+    encoder = next((e for e in AV1_ENCODERS if f" {e} " in listed), None)
+    if encoder is None:
+        pytest.skip("no AV1 encoder in PyAV or the ffmpeg binary")
+    h, w = frames.shape[1:3]
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps),
+                    "-i", "-", "-c:v", encoder, "-pix_fmt", "yuv420p", str(path)],
+                   input=np.ascontiguousarray(frames).tobytes(), capture_output=True,
+                   check=True)
+    return path
+
+
 def write_audio_only(path: Path) -> Path:
     """An .m4a with one AAC stream and no video."""
     with av.open(str(path), "w") as container:

@@ -93,7 +93,7 @@ def test_demo_entities_are_reproduced_by_another_run_with_other_workers(
     import ray
 
     from vlprep.jobs.config import load_job
-    from vlprep.pipeline import runner
+    from vlprep.pipeline import executors, runner
     from vlprep.pipeline.collector import RunCounts
     from vlprep.pipeline.store import Store
 
@@ -105,9 +105,10 @@ def test_demo_entities_are_reproduced_by_another_run_with_other_workers(
     job = load_job("demo", overrides)
     spec = next(s for s in job.stages if s.name == "entities")
     if not in_driver:
-        monkeypatch.setattr(runner, "AGGREGATE_IN_DRIVER_BYTES", 0)
+        monkeypatch.setattr(executors, "AGGREGATE_IN_DRIVER_BYTES", 0)
     try:
-        runner._run_aggregate(job, Store(str(store)), spec, RunCounts(), None)
+        runner._run_aggregate(job, Store(str(store)), spec, RunCounts(),
+                              executors.RayExecutor())
     finally:
         ray.shutdown()
     assert read_rows(store, "entities") == read_rows(demo_store, "entities")

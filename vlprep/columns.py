@@ -19,6 +19,13 @@ def list_of_vectors(values: np.ndarray, offsets: np.ndarray, dim: int,
     return pa.ListArray.from_arrays(pa.array(np.asarray(offsets, np.int32)), vectors)
 
 
+def list_rows(values: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    """A list<value_type> column with one row per row of a 2-D array (all of its length)."""
+    rows, width = values.shape
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=value_type)
+    return pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32) * width), flat)
+
+
 def s3d_sharded(table: pa.Table, column: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """(data, starts) as VideoCLIP's ShardedTensor holds them: data is the n_total x D array
     of all videos' per-second features in row order, video i is data[starts[i]:starts[i+1]]."""

@@ -4,7 +4,9 @@ records, several partitions, several files per partition), for the export tests.
 Eight videos in partitions of three. Texts cover the cases the exports treat differently:
 v0 caption + timed transcript, v1 caption only, v2 no bert_ids, v3 over-long bert_ids,
 v5 texts but no S3D, v7 no texts at all and an S3D row with no window. v6 has no
-`regions`; v0 has a frame with no boxes.
+`regions`; v0 has a frame with no boxes. Captions carry CLIP ids and per-token POS codes
+(start/end of text included), except v2's. The label map repeats "N/A" (as COCO's does), which
+exports name "N/A" and "N/A_10" (EXPORTED_NAMES).
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ PARTITION = 3
 FRAMES = 4
 REGION_DIM = 32
 WIDTH, HEIGHT = 320, 240
-CLASSES = ["__background__", "man", "dog", "car", "tree", "ball", "cup", "hat", "shoe", "bike",
-           "door", "lamp", "sky"]
+CLASSES = ["__background__", "man", "dog", "car", "tree", "ball", "N/A", "hat", "shoe", "bike",
+           "N/A", "lamp", "sky"]
+EXPORTED_NAMES = ["__background__", "man", "dog", "car", "tree", "ball", "N/A", "hat", "shoe",
+                  "bike", "N/A_10", "lamp", "sky"]
+CAPTION_POS = [0, 0, 1, 2, 1, 0, 0, 0, 1, 0]  # start of text, 8 caption tokens, end of text
+ATTRIBUTES = ["__no_attribute__", "white", "black", "wooden", "red", "green", "large"]
 RULES = {"max_objects": 5, "candidates": 8, "max_trajectories": 6, "same_class_iou": 0.2,
          "cross_class_iou": 0.5, "frame_size": 224}
 
@@ -43,8 +49,11 @@ def _texts(vid: str, rng: np.random.Generator) -> list[dict]:
             rows.append({"source": "transcript", "text": f"line {k} of {vid}",
                          "start": 1.5 * k, "end": 1.5 * k + 2.0,
                          "bert_ids": rng.integers(100, 900, n_ids).tolist()})
-    return [{"video_id": vid, "segment": s, **r, "clip_ids": None, "clip_pos": None,
-             "nouns": ["dog"], "verbs": []} for s, r in enumerate(rows)]
+    pos = None if i == 2 else CAPTION_POS
+    return [{"video_id": vid, "segment": s, **r,
+             "clip_ids": None if s or pos is None else list(range(49406, 49406 + len(pos))),
+             "clip_pos": None if s else pos, "nouns": ["dog"], "verbs": []}
+            for s, r in enumerate(rows)]
 
 
 def _s3d(vid: str, rng: np.random.Generator) -> pa.Table:
@@ -82,6 +91,20 @@ def _regions(vid: str, rng: np.random.Generator) -> pa.Table:
     def per_frame(values: pa.Array) -> pa.ListArray:
         return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
 
+    attributes = [None] * 3  # a detector without attributes (videos v4..)
+    if int(vid[1:]) < 4:  # VinVL-like: 0-3 attributes per box, by descending score
+        counts = rng.integers(0, 4, total)
+        ids = [rng.choice(np.arange(1, len(ATTRIBUTES)), k, replace=False) for k in counts]
+        scores_ = [np.sort(rng.uniform(0.06, 0.9, k))[::-1].astype(np.float32) for k in counts]
+        attributes = [
+            per_frame(pa.array([a.astype(np.int16) for a in ids], pa.list_(pa.int16()))),
+            per_frame(pa.array([[ATTRIBUTES[i] for i in a] for a in ids],
+                               pa.list_(pa.string()))),
+            per_frame(pa.array(scores_, pa.list_(pa.float32())))]
+    attributes = [a if a is not None else pa.nulls(FRAMES, schema.field(name).type)
+                  for a, name in zip(attributes, ("attr_ids", "attr_names", "attr_scores"),
+                                     strict=True)]
+
     return pa.Table.from_arrays([
         pa.array([vid] * FRAMES), pa.array((ranks * 7).astype(np.int32)),
         pa.array((ranks * 0.5).astype(np.float32)), pa.array(ranks.astype(np.int16)),
@@ -91,6 +114,7 @@ def _regions(vid: str, rng: np.random.Generator) -> pa.Table:
         per_frame(pa.array(scores)),
         per_frame(pa.FixedSizeListArray.from_arrays(pa.array(feats.reshape(-1)), REGION_DIM)),
         per_frame(pa.FixedSizeListArray.from_arrays(pa.array(geometry.reshape(-1)), 6)),
+        *attributes,
     ], schema=schema)
 
 

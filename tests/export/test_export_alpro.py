@@ -61,3 +61,17 @@ def test_alpro_split_all_texts_and_video_links(store: Path, tmp_path: Path) -> N
     assert links == ["v0.mp4", "v1.mp4"]  # the others are s3:// paths
     assert os.path.realpath(out / "videos" / "v0.mp4") == str(store.parent / "v0.webm")
     assert report.counts["video_links"] == 2 and "6 videos are not local" in report.notes[0]
+
+
+def test_alpro_export_prints_the_num_entities_flag(store: Path, tmp_path: Path) -> None:
+    """ALPRO's prompter has --num_entities (default 1000) outputs: with the store's 25
+    entities its code fails unless the flag matches unigrams.txt, so the CLI says it."""
+    from typer.testing import CliRunner
+
+    from vlprep.cli import app
+
+    result = CliRunner().invoke(app, ["export", "alpro", str(store), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "pass --num_entities 25 to ALPRO" in result.output
+    lines = (tmp_path / "out" / "unigrams.txt").read_text().split("\n")
+    assert len(lines) == 25

@@ -1,7 +1,7 @@
 """`vlprep export stoa`, read back as STOA-VLP's loaders do: ``torch.load`` of every
 ``object_attr_<K>_<i>_<n>.pth`` shard (here with ``weights_only=True``) merged into one dict,
-``conf_set.items()[:2K]`` looked up in the label map's ``idx_to_label``, and the per-video
-``tsv_files/<video_id>.json`` frame lists."""
+``conf_set.items()[:2K]`` looked up in the label map's ``idx_to_label``, the per-video
+``tsv_files/<video_id>.json`` frame lists, and the POS file indexed by caption position."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import torch
 from export_fake_store import (
+    CAPTION_POS,
     CLASSES,
+    EXPORTED_NAMES,
     FRAMES,
     HEIGHT,
     RULES,
@@ -59,10 +61,10 @@ def test_stoa_object_cache(store: Path, tmp_path: Path) -> None:
     cache = load_shards(out, 3)
     regions = by_video(read_table(store, "regions"))
     assert sorted(cache) == sorted(regions) and "v6" not in cache
-    assert report.counts == {"videos": 7, "frames": 7 * FRAMES}
+    assert report.counts == {"videos": 7, "frames": 7 * FRAMES, "captions": 5}
     label_map = json.loads((out / "labelmap.json").read_text())
-    assert label_map["idx_to_label"] == {str(i): c for i, c in enumerate(CLASSES) if i}
-    assert label_map["label_to_idx"] == {c: i for i, c in enumerate(CLASSES) if i}
+    assert label_map["idx_to_label"] == {str(i): c for i, c in enumerate(EXPORTED_NAMES) if i}
+    assert label_map["label_to_idx"] == {c: i for i, c in enumerate(EXPORTED_NAMES) if i}
     rules = TrajectoriesOptions(**RULES)
     scale = np.array([224 / WIDTH, 224 / HEIGHT] * 2, np.float32)
     for vid, entry in cache.items():
@@ -99,7 +101,7 @@ def test_stoa_object_cache(store: Path, tmp_path: Path) -> None:
         assert all(isinstance(name, str) for name in names)
         words = [w for w in entry["attr_sentence"].split(", ") if w]
         assert len(words) == len(set(words)) <= 10
-        assert set(words) <= {CLASSES[c] for c in obj_cls.unique().tolist() if c}
+        assert set(words) <= {EXPORTED_NAMES[c] for c in obj_cls.unique().tolist() if c}
 
 
 def test_stoa_frame_lists(store: Path, tmp_path: Path) -> None:
@@ -116,7 +118,7 @@ def test_stoa_frame_lists(store: Path, tmp_path: Path) -> None:
             for o in objs:
                 x1, y1, x2, y2 = o["rect"]
                 assert 0 <= x1 < x2 <= 224.01 and 0 <= y1 < y2 <= 224.01
-                assert o["class"] in CLASSES and o["attributes"] == o["attr_scores"] == []
+                assert o["class"] in EXPORTED_NAMES and o["attributes"] == o["attr_scores"] == []
     assert json.loads((tmp_path / "out" / "tsv_files" / "v0.json").read_text())[2] == {
         "objects": []}  # the frame with no boxes
 
@@ -127,3 +129,99 @@ def test_stoa_single_split_file(store: Path, tmp_path: Path) -> None:
     cache = torch.load(out / f"object_attr_train_{K}.pth", weights_only=True)
     assert len(cache) == 7 and not (out / "tsv_files").exists()
     assert not list(out.glob(f"object_attr_{K}_*"))
+
+
+def stoa_reading(frames: list[dict], label_to_idx: dict[str, int], k: int) -> dict:
+    """What STOA-VLP's ``object_loader_confident`` makes of one video's frame list, as its
+    code reads (written here from that reading, in plain Python on the JSON values): per
+    frame, in file order, a class's first box is kept unless it overlaps a kept box at IoU
+    >= 0.5 (a class's later boxes never are), up to 2k; the 2k most confident, then the k
+    largest; -1 / class 0 padding; conf_set summed per class id in order of appearance."""
+    def iou(a: list[float], b: list[float]) -> float:
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        if w < 0 or h < 0:
+            return 0.0
+        inter = w * h
+        return inter / float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+                             - inter)
+
+    objects, classes, conf_set = [], [], {}
+    for frame in frames:
+        kept, seen = [], set()
+        for obj in frame["objects"]:
+            if obj["class"] in seen:
+                continue
+            if any(iou(obj["rect"], o["rect"]) >= 0.5 for o in kept):
+                continue
+            seen.add(obj["class"])
+            kept.append(obj)
+            if len(kept) == 2 * k:
+                break
+        kept = sorted(kept, key=lambda o: o["conf"], reverse=True)[: 2 * k]
+        kept = sorted(kept, key=lambda o: (o["rect"][2] - o["rect"][0])
+                      * (o["rect"][3] - o["rect"][1]), reverse=True)[:k]
+        for o in kept:
+            cls = label_to_idx[o["class"]]
+            conf_set[cls] = conf_set.get(cls, 0) + o["conf"]
+        objects.append([o["rect"] for o in kept] + [[-1] * 4] * (k - len(kept)))
+        classes.append([label_to_idx[o["class"]] for o in kept] + [0] * (k - len(kept)))
+    return {"objects": torch.tensor(objects, dtype=torch.float),
+            "obj_cls": torch.tensor(classes, dtype=torch.int64), "conf_set": conf_set}
+
+
+def test_stoa_cache_is_what_stoas_loader_builds_from_the_frame_lists(store: Path,
+                                                                     tmp_path: Path) -> None:
+    export_stoa(str(store), str(tmp_path / "out"), StoaOptions(shards=1))
+    out = tmp_path / "out"
+    cache = load_shards(out, 1)
+    label_to_idx = json.loads((out / "labelmap.json").read_text())["label_to_idx"]
+    second_boxes = 0
+    for vid, entry in cache.items():
+        frames = json.loads((out / "tsv_files" / f"{vid}.json").read_text())
+        want = stoa_reading(frames, label_to_idx, K)
+        assert torch.equal(entry["objects"], want["objects"])
+        assert torch.equal(entry["obj_cls"], want["obj_cls"])
+        assert list(entry["conf_set"].items()) == list(want["conf_set"].items())
+        for frame in frames:
+            names = [o["class"] for o in frame["objects"]]
+            second_boxes += len(names) - len(set(names))
+    assert second_boxes > 10  # the store has many same-class boxes: the rule is exercised
+    # the repeated "N/A" of the label map comes back as two classes
+    assert (label_to_idx["N/A"], label_to_idx["N/A_10"]) == (6, 10)
+
+
+def test_stoa_pos_file(store: Path, tmp_path: Path) -> None:
+    """Read as dataloader_webvid.py does: entry i of postagging_ids_<K>_new.pth belongs to
+    caption i of the json_path list; entry[1] gets "PAD" added at both ends, so it holds one
+    tag per CLIP token of the caption (start/end of text excluded)."""
+    report = export_stoa(str(store), str(tmp_path / "out"), StoaOptions(shards=1))
+    out = tmp_path / "out"
+    pos = torch.load(out / "webvidpos" / f"postagging_ids_{K}_new.pth", weights_only=True)
+    captions = json.loads((out / "frozen_train_labels.json").read_text())
+    texts = [r for r in read_table(store, "texts").to_pylist() if r["source"] == "caption"]
+    with_regions = set(by_video(read_table(store, "regions")))
+    want = [r for r in texts if r["clip_pos"] is not None and r["video_id"] in with_regions]
+    assert [c["video_id"] for c in captions] == [r["video_id"] for r in want]
+    assert [c["caption"] for c in captions] == [r["text"] for r in want]
+    assert len(pos) == len(captions) == 5  # v2 (no clip_pos), v6 (no regions), v7 (no texts)
+    tag = {0: "X", 1: "NOUN", 2: "VERB"}
+    for entry, caption, row in zip(pos, captions, want, strict=True):
+        assert entry[0] == caption["video_id"]
+        assert entry[1] == [tag[c] for c in CAPTION_POS[1:-1]]
+        assert len(entry[1]) == len(row["clip_ids"]) - 2  # one per token, specials excluded
+        padded = np.array(["PAD", *entry[1], "PAD"])
+        assert (padded == "NOUN").sum() == 3 and (padded == "VERB").sum() == 1
+    assert any("1 captions have no clip_pos" in note for note in report.notes)
+
+
+def test_stoa_selection_option(store: Path, tmp_path: Path) -> None:
+    """Our rule stays an option: same-class boxes apart at IoU < 0.2 come back as slots."""
+    export_stoa(str(store), str(tmp_path / "out"),
+                StoaOptions(shards=1, selection="same_class_iou", frame_json=False))
+    cache = load_shards(tmp_path / "out", 1)
+    kept = [[c for c in row if c] for e in cache.values() for row in e["obj_cls"].tolist()]
+    repeats = sum(len(row) - len(set(row)) for row in kept)
+    assert repeats > 0
+    with pytest.raises(Exception, match="expected stoa or same_class_iou"):
+        export_stoa(str(store), str(tmp_path / "o2"), StoaOptions(selection="nope"))

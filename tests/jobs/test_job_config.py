@@ -100,3 +100,26 @@ def test_every_named_recipe_builds(tmp_path, recipe, random_stages):
     body = {"manifest": "m", "store": "s", "recipe": recipe, "stages": stages}
     job = load_job(_write(tmp_path, body))
     assert all(s.options.init == "random" for s in job.stages if s.name in random_stages)
+
+
+def test_recipes_pin_the_published_settings(tmp_path):
+    """The settings README's "method settings: published vs recipe" table lists."""
+    def stages(recipe: str, *random: str) -> dict:
+        body = {"manifest": "m", "store": "s", "recipe": recipe,
+                "stages": {name: {"init": "random"} for name in random}}
+        if "prompter" in random:
+            body["stages"]["prompter"]["tokenizer"] = "builtin:demo"
+        return {s.name: s.options for s in load_job(_write(tmp_path, body)).stages}
+
+    assert stages("videoclip-s3d", "s3d")["s3d"].normalize is True
+    stoa = stages("stoa", "clip", "detect")
+    assert (stoa["clip"].patch_tokens, stoa["clip"].patch_block) == ("full", -1)
+    ev = stages("alpro-eval", "clip")["sample"]
+    assert (ev.resize, ev.size, ev.crop, ev.num_frames) == ("squash", 224, None, 8)
+    pretrain = stages("alpro-pretrain", "clip", "prompter")
+    for name in ("sample", "prompter_frames"):
+        pt = pretrain[name]
+        assert (pt.resize, pt.size, pt.crop, pt.num_frames) == ("squash", 256, 224, 4)
+    traj = stoa["trajectories"]
+    assert (traj.selection, traj.max_objects, traj.candidates, traj.max_trajectories,
+            traj.cross_class_iou) == ("stoa", 10, 20, 20, 0.5)

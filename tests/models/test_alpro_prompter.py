@@ -320,7 +320,7 @@ def test_full_size_checkpoint_loads_in_every_layout(alpro_checkpoint, alpro_full
 
 def test_wrong_layout_is_refused_naming_the_first_missing_key(alpro_full_state,
                                                               bert_tokenizer_dir, tmp_path):
-    from vlprep.models.clip import CheckpointError
+    from vlprep.errors import CheckpointError
 
     state = dict(alpro_full_state)
     for key in ("visual_encoder.model.blocks.3.temporal_fc.weight",
@@ -341,7 +341,7 @@ def test_wrong_layout_is_refused_naming_the_first_missing_key(alpro_full_state,
 
 
 def test_wrong_shape_and_pickled_code_are_refused(tiny_state, bert_tokenizer_dir, tmp_path):
-    from vlprep.models.clip import CheckpointError
+    from vlprep.errors import CheckpointError
 
     state = {k: v.float() if v.is_floating_point() else v for k, v in tiny_state.items()}
     state["vision_proj.weight"] = torch.zeros(3, 3)

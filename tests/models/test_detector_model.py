@@ -18,7 +18,7 @@ from vlprep.models.detector import (
     region_feature_dim,
 )
 from vlprep.models.onnx_runtime import onnxruntime_available
-from vlprep.models.vinvl import (
+from vlprep.models.region_detector import (
     RegionDetector,
     VinvlSettings,
     box_geometry,
@@ -104,6 +104,11 @@ def test_label_maps(tmp_path, tiny_label_map):
         "__background__", "man", "dog", "ball", "tree", "car"]
     coco = read_label_map("coco")
     assert len(coco) == 91 and coco[:2] == ["__background__", "person"]
+    # COCO repeats "N/A"; readers map names back to ids, so every name is unique
+    assert len(set(coco)) == 91 and (coco[12], coco[26], coco[29]) == ("N/A", "N/A_26", "N/A_29")
+    (tmp_path / "dup.txt").write_text("man\ndog\nman\nman_3\n")
+    assert read_label_map(str(tmp_path / "dup.txt")) == [
+        "__background__", "man", "dog", "man_3", "man_3_4"]
     (tmp_path / "l.txt").write_text("man\ndog\n")
     (tmp_path / "l.json").write_text(json.dumps(["__background__", "man", "dog"]))
     assert read_label_map(str(tmp_path / "l.txt")) == read_label_map(str(tmp_path / "l.json"))
@@ -179,7 +184,7 @@ def test_box_geometry():
 @pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
 def test_onnx_export_matches_torch(tmp_path, detector):
     from vlprep.models.onnx_runtime import OnnxSession
-    from vlprep.models.vinvl import export_detector_onnx, onnx_detect
+    from vlprep.models.region_detector import export_detector_onnx, onnx_detect
 
     path = export_detector_onnx(detector, tmp_path / "det.onnx", batch=2, height=64, width=64)
     session = OnnxSession(path)

@@ -34,7 +34,7 @@ def test_batch_failure_is_retried_per_video():
     for r in ok:  # good videos emitted exactly once despite the failed batch attempt
         assert r[OUTPUTS]["texts"].num_rows == 1 and r["seen"]
     bad = records[1]
-    assert bad[ERROR] == {"stage": "picky", "error": "cannot read bad1"}
+    assert bad[ERROR] == {"stage": "picky", "error": "cannot read bad1", "code": "unreadable"}
     assert "texts" not in bad[OUTPUTS] and "seen" not in bad
     assert bad[OUTPUTS]["errors"].to_pylist() == [
         {"video_id": "bad1", "stage": "picky", "error": "cannot read bad1", "path": "/bad1"}]

@@ -123,9 +123,9 @@ def test_aggregate_then_second_pass(tmp_path, ray_local):
 
 def test_large_sources_aggregate_in_ray_tasks_with_the_same_result(tmp_path, ray_local,
                                                                    monkeypatch):
-    from vlprep.pipeline import runner
+    from vlprep.pipeline import executors
 
-    monkeypatch.setattr(runner, "AGGREGATE_IN_DRIVER_BYTES", 0)  # every table is "large"
+    monkeypatch.setattr(executors, "AGGREGATE_IN_DRIVER_BYTES", 0)  # every table is "large"
     captions = {f"v{i}": " ".join(["red", "ball"][: 1 + i % 2]) for i in range(5)}
     store = str(tmp_path / "store")
     job = _caption_job(tmp_path, captions, [_spec(TextsStage, "texts", store),

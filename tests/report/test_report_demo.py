@@ -115,6 +115,8 @@ def test_redecoded_frames_are_the_frames_the_features_came_from(report, demo_sto
     from vlprep.stages.base import Resources
     from vlprep.stages.clip import ClipStage
     from vlprep.stages.decode import decode_frames
+    from vlprep.stages.frames import SampledFrames
+    from vlprep.stages.record import outputs
 
     stored = defaultdict(list)
     for r in sorted(rows(demo_store, "clip_frames"), key=lambda r: r["sample_rank"]):
@@ -139,12 +141,18 @@ def test_redecoded_frames_are_the_frames_the_features_came_from(report, demo_sto
             scores = {j: psnr(frame, ref[j]) for j in (i - 1, i, i + 1) if j in ref}
             assert scores[i] >= 35, (card.video_id, i, scores)
             assert scores[i] >= max(scores.values()) - 1e-9, (card.video_id, i, scores)
-    # the stored embeddings are CLIP's of exactly these pixels (the recipe's CLIP, 2 frames)
+    # the stored embeddings are CLIP's of exactly these pixels: the recipe's CLIP stage, run
+    # as the pipeline runs it (a record with sampled frames in, rows out), on 2 shown frames
     recipe = next(s for s in report.summary.recipe["stages"] if s["kind"] == "clip")
     stage = ClipStage(ClipStage.Options.model_validate(recipe["options"]), Resources(), "clip")
-    stage.setup()
     vid = sorted(shown)[0]
-    embeddings, _ = stage.encode(shown[vid][:2])
-    expected = np.array([r["embedding"] for r in stored[vid][:2]], np.float32)
-    np.testing.assert_allclose(embeddings.astype(np.float16).astype(np.float32), expected,
-                               atol=2e-3)
+    first = stored[vid][:2]
+    record = {"video_id": vid, "path": paths[vid], recipe["options"].get("frames", "frames"):
+              SampledFrames(frames=shown[vid][:2],
+                            indices=np.array([r["frame_index"] for r in first], np.int64),
+                            times=np.array([r["time"] for r in first], np.float32))}
+    stage([record])
+    embeddings = np.array(outputs(record)["clip_frames"].column("embedding").to_pylist(),
+                          np.float32)
+    expected = np.array([r["embedding"] for r in first], np.float32)
+    np.testing.assert_allclose(embeddings, expected, atol=2e-3)

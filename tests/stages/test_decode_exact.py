@@ -102,8 +102,8 @@ NAMES = ["vfr", "vfr_mkv", "rotated90", "rotated270", "one_frame", "odd_size", "
 def test_frames_match_the_ffmpeg_cli(clips, name, decoder):
     ref = reference(clips[name])
     result = in_process(SampleRequest(str(clips[name]), name, sampler="rand", num_frames=6,
-                                      size=SIZE, decoder=decoder))
-    assert result.frame_count == len(ref)
+                                      size=SIZE, decoder=decoder, fallback=False))
+    assert result.frame_count == len(ref) and result.decoder == decoder
     assert result.frames.shape == (6, SIZE, SIZE, 3) and result.frames.dtype == np.uint8
     for frame, i in zip(result.frames, result.indices, strict=True):
         scores = {j: psnr(frame, ref[j]) for j in (i - 1, i, i + 1) if 0 <= j < len(ref)}
@@ -188,8 +188,8 @@ def test_decoding_skips_work(clips):
 
 
 def test_backends_agree_on_real_clips(clips):
-    results = {d: in_process(SampleRequest(str(clips["bikes"]), "b", decoder=d, size=SIZE))
-               for d in DECODERS}
+    results = {d: in_process(SampleRequest(str(clips["bikes"]), "b", decoder=d, size=SIZE,
+                                           fallback=False)) for d in DECODERS}
     for d in ("decord", "ffmpeg"):
         np.testing.assert_array_equal(results[d].indices, results["pyav"].indices)
         np.testing.assert_array_equal(results[d].times, results["pyav"].times)

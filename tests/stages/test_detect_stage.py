@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from vlprep.models.detector import load_detector
 from vlprep.models.onnx_runtime import onnxruntime_available
-from vlprep.models.vinvl import RegionDetector, detect
+from vlprep.models.region_detector import RegionDetector, detect
 from vlprep.schemas import REGIONS, with_vector_dims
 from vlprep.stages.base import OUTPUTS, Resources
 from vlprep.stages.detect import DetectedFrames, DetectOptions, DetectStage
@@ -109,7 +109,7 @@ def test_onnx_runtime_agrees_with_torch(tiny_detector_checkpoint, tiny_label_map
     stage = DetectStage(options(tiny_detector_checkpoint, tiny_label_map, runtime="onnx",
                                 frame_batch=2), Resources())
     stage(onnx_batch)
-    assert type(stage.model).__name__ == "OnnxSession"
+    assert stage.model.name == "onnx" and type(stage.model.model).__name__ == "OnnxSession"
     for a, b in zip(batch[0][OUTPUTS]["regions"].to_pylist(),
                     onnx_batch[0][OUTPUTS]["regions"].to_pylist(), strict=True):
         assert a["classes"] == b["classes"]

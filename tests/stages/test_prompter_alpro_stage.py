@@ -47,7 +47,7 @@ def stage_for(tiny, tiny_ckpt, tokenizer, **options) -> PrompterStage:
                                            "tokenizer": str(tokenizer), "device": "cpu",
                                            "prompt_cache": "off", **options})
     stage = PrompterStage(opts, Resources())
-    stage.entities, stage.model = list(ENTITIES), tiny  # the tiny config, not the full one
+    stage.entities, stage.prompter = list(ENTITIES), tiny  # the tiny config, not the full one
     return stage
 
 
@@ -88,6 +88,21 @@ def test_batched_across_videos_like_one_by_one(tiny, tiny_ckpt, bert_tokenizer_d
     both = rows_of(stage, [record("a", seed=1), record("b", n=2, seed=2)])
     assert both[0] == rows_of(stage, [record("a", seed=1)])[0]
     assert both[1] == rows_of(stage, [record("b", n=2, seed=2)])[0]
+
+
+def test_an_image_is_repeated_to_the_model_frames(tiny, tiny_ckpt, bert_tokenizer_dir):
+    stage = stage_for(tiny, tiny_ckpt, bert_tokenizer_dir, num_crops=1, top_k=8)
+    rec = record("img", n=1, seed=3)
+    rec["path"] = "/photos/cat.jpg"
+    [[row]] = rows_of(stage, [rec])
+    box = sample_boxes("img", 0, 1, TINY.image, TINY.image)[0]
+    repeated = np.repeat(rec["frames"].frames, TINY.frames, axis=0)  # ALPRO: num_frm copies
+    crop = tiny.embed_crops(repeated, [(box.left, box.top, box.width, box.height)])
+    from vlprep.models.prompter import IMAGE_TEMPLATES
+
+    probs = tiny.soft_labels(crop, tiny.embed_prompts(ENTITIES, IMAGE_TEMPLATES))[0]
+    assert row["templates"] == "image" and row["frame_indices"] == [0]
+    np.testing.assert_allclose(row["probs"], np.sort(probs)[::-1], rtol=1e-5)
 
 
 def test_alpro_literal_ignore_rule(tiny, tiny_ckpt, bert_tokenizer_dir):
@@ -149,7 +164,7 @@ def test_full_size_checkpoint_end_to_end(alpro_checkpoint, bert_tokenizer_dir, t
     [rows] = rows_of(stage, [rec])
     assert len(rows) == 2 and all(len(r["probs_full"]) == len(ENTITIES) for r in rows)
     assert all(abs(sum(r["probs_full"]) - 1) < 1e-2 for r in rows)
-    p = stage.model
+    p = stage.prompter
     boxes = sample_boxes("one", 0, 2, 224, 224)
     crops = p.embed_crops(rec["frames"].frames, [(b.left, b.top, b.width, b.height)
                                                  for b in boxes])
@@ -157,3 +172,44 @@ def test_full_size_checkpoint_end_to_end(alpro_checkpoint, bert_tokenizer_dir, t
     for row, probs_row in zip(rows, probs, strict=True):
         assert row["entity_ids"][0] == int(np.argmax(probs_row))
         np.testing.assert_allclose(row["top_prob"], probs_row.max(), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_full_size_checkpoint_through_a_job(alpro_checkpoint, bert_tokenizer_dir, tmp_path):
+    """texts -> entities -> sample -> prompter: alpro on one real clip, through the runner,
+    into the store's soft_labels (ALPRO's 4 headtail frames at 224, masked crops)."""
+    import json
+
+    import pyarrow.dataset as pads
+    import yaml
+    from media import sample_videos
+
+    from vlprep.jobs.config import load_job
+    from vlprep.pipeline.runner import run_job
+
+    manifest = tmp_path / "one.jsonl"
+    manifest.write_text(json.dumps({
+        "video_id": "bikes", "path": str(sample_videos()["bikes"]),
+        "caption": "Cyclists ride their bicycles past the camera along a city street."}) + "\n")
+    store = tmp_path / "store"
+    job = {"name": "alpro-one", "manifest": str(manifest), "store": str(store),
+           "ray": {"num_cpus": 2},
+           "stages": {
+               "texts": {"bert_tokenizer": "builtin:demo"},
+               "entities": {},
+               "sample": {"sampler": "headtail", "num_frames": 4, "size": 224, "seed": 0},
+               "prompter": {"prompter": "alpro", "checkpoint": str(alpro_checkpoint),
+                            "tokenizer": str(bert_tokenizer_dir), "device": "cpu",
+                            "num_crops": 2, "store_full": True,
+                            "prompt_cache": str(tmp_path / "cache")}}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
+    run_job(load_job(str(tmp_path / "job.yaml")), quiet=True)
+    entities = pads.dataset(store / "entities", format="parquet").to_table().to_pylist()
+    rows = pads.dataset(store / "soft_labels", format="parquet").to_table().to_pylist()
+    assert {"cyclist", "bicycle", "camera", "city", "street"} <= {e["lemma"] for e in entities}
+    assert len(rows) == 2 and {r["video_id"] for r in rows} == {"bikes"}
+    for r in rows:
+        assert len(r["frame_indices"]) == 4 and r["templates"] == "video"
+        assert len(r["probs_full"]) == len(entities)
+        assert r["probs_full"][r["entity_ids"][0]] == max(r["probs_full"])  # fp16 ties
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1

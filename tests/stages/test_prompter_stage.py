@@ -122,7 +122,7 @@ def test_image_inputs_use_image_templates(store, options):
     video = stage.prompt_embeddings("video")
     image = stage.prompt_embeddings("image")
     assert video.shape == image.shape == (len(ENTITIES), 16) and not np.allclose(video, image)
-    expected = np.mean([stage.model.embed_texts([t.format("dog")]) for t in IMAGE_TEMPLATES],
+    expected = np.mean([stage.prompter.embed_texts([t.format("dog")]) for t in IMAGE_TEMPLATES],
                        axis=0)
     np.testing.assert_allclose(image[0], expected[0], atol=1e-6)
 

@@ -113,3 +113,25 @@ def test_random_init_is_deterministic():
     S3dStage(opts, Resources())([a])
     S3dStage(opts, Resources())([b])
     assert a[OUTPUTS]["s3d"].equals(b[OUTPUTS]["s3d"])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_videoclip_recipe_rows_are_unit_norm(tmp_path, precision):
+    """The recipe stores what MMPT's extractor saves (--l2_normalize 1): unit rows, normalised
+    in fp32 before the fp16 cast, also when the backbone runs under autocast."""
+    import yaml
+
+    from vlprep.jobs.config import load_job
+
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(yaml.safe_dump({"manifest": "m", "store": "s", "recipe": "videoclip-s3d"}))
+    job = load_job(str(job_file), ["stages.s3d.init=random", f"stages.s3d.precision={precision}",
+                                   f"stages.s3d.window={WINDOW}", "stages.s3d.fps=4",
+                                   "stages.s3d.device=cpu"])
+    spec = next(s for s in job.stages if s.name == "s3d")
+    assert spec.options.normalize is True
+    record = videoclip_record("a", 3, 0)
+    S3dStage(spec.options, Resources())([record])
+    row = record[OUTPUTS]["s3d"].to_pylist()[0]
+    features = np.array(row["features"], np.float16).astype(np.float64)
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, atol=1e-3)

@@ -99,6 +99,34 @@ def test_frames_are_the_centre_crop_of_the_resized_frame():
     assert shifted.mean() > 5  # a left-aligned crop would not match
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+def test_squash_frames_are_a_squash_resize_of_the_source(decoder):
+    """resize: squash (ALPRO's decord reads at a fixed width and height): the whole 640 x 272
+    frame resized to size x size, against PIL on the full decoded frame; with crop, its
+    centre (ALPRO pre-training: 256, then a 224 crop, random in ALPRO, centre here)."""
+    path = sample_videos()["bikes"]
+    squashed = run_sample(path, num_frames=3, resize="squash", size=224, decoder=decoder)
+    cropped = run_sample(path, num_frames=3, resize="squash", size=256, crop=224,
+                         decoder=decoder)
+    frames = decode_frames(str(path), squashed["frames"].indices)
+    assert squashed["frames"].decoder == cropped["frames"].decoder == decoder  # no fallback
+    assert squashed["frames"].frames.shape == cropped["frames"].frames.shape == (3, 224, 224, 3)
+    assert (cropped["frames"].indices == squashed["frames"].indices).all()
+    for got, full, centre in zip(squashed["frames"].frames, frames, cropped["frames"].frames,
+                                 strict=True):
+        assert psnr(got, np.asarray(Image.fromarray(full).resize((224, 224)))) >= 35
+        big = np.asarray(Image.fromarray(full).resize((256, 256)))
+        assert psnr(centre, big[16:240, 16:240]) >= 35
+        short_side = np.asarray(Image.fromarray(full).resize((640 * 224 // 272, 224)))
+        left = (short_side.shape[1] - 224) // 2
+        assert psnr(got, short_side[:, left:left + 224]) < 25  # not the short-side crop
+
+
 def test_geometry_portrait_keeps_the_middle_and_rotates():
     image = np.zeros((200, 100, 3), np.uint8)
     image[:50] = (255, 0, 0)      # top quarter red
@@ -114,6 +142,8 @@ def test_geometry_portrait_keeps_the_middle_and_rotates():
     assert (out[0, :8, :, 2] > 200).all() and (out[0, -8:, :, 0] > 200).all()
     assert Geometry(40, 30).display_dims(100, 200) == (40, 80)
     assert Geometry(40, 30, rotation=270).stored_dims(100, 200) == (40, 80)
+    assert Geometry(40, 30, squash=True).display_dims(100, 200) == (40, 40)
+    assert Geometry(40, 30, rotation=90, squash=True).stored_dims(100, 200) == (40, 40)
 
 
 def test_rotated_video_is_sampled_as_displayed(tmp_path):
@@ -135,6 +165,7 @@ def test_short_video_repeats_frames(tmp_path):
     path = write_video(tmp_path / "short.mp4", frames)
     for decoder in ("pyav", "decord", "ffmpeg"):
         record = run_sample(path, num_frames=8, size=32, decoder=decoder)
+        assert record["frames"].decoder == decoder
         assert record["frames"].indices.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
         assert record["frames"].frames.shape == (8, 32, 32, 3)
         means = record["frames"].frames.reshape(8, -1).mean(axis=1)
@@ -156,6 +187,9 @@ def test_crop_and_option_validation():
         SampleOptions.model_validate({"sampler": "uniform", "num_frame": 8})
     with pytest.raises(ValueError):
         SampleOptions(decoder="opencv")
+    with pytest.raises(ValueError):
+        SampleOptions(resize="stretch")
+    assert SampleOptions().resize == "short_side"
 
 
 @pytest.mark.parametrize("decoder", ["pyav", "decord", "ffmpeg"])

@@ -47,8 +47,8 @@ def test_iou():
     np.testing.assert_allclose(iou(box, others), [1, 1 / 3, 0, 0])
 
 
-def test_same_class_at_iou_02_and_other_class_at_iou_05_are_dropped():
-    opts = TrajectoriesOptions()
+def test_our_rule_drops_same_class_at_iou_02_and_other_class_at_iou_05():
+    opts = TrajectoriesOptions(selection="same_class_iou")
     boxes, labels, scores = frame(
         (1, 0.9, (0, 0, 100, 100)),
         (1, 0.8, (70, 0, 170, 100)),   # same class, IoU 0.18: kept
@@ -63,8 +63,36 @@ def test_same_class_at_iou_02_and_other_class_at_iou_05_are_dropped():
     assert scores[kept].tolist() == pytest.approx([0.9, 0.8, 0.4])  # largest first
 
 
+def test_stoa_rule_never_keeps_a_second_box_of_a_class():
+    """STOA-VLP's object_loader_confident: a class's later boxes fall through its loop
+    whatever their IoU; a new class is dropped at cross-class IoU >= 0.5 with a kept box."""
+    assert TrajectoriesOptions().selection == "stoa"
+    boxes, labels, scores = frame(
+        (1, 0.9, (0, 0, 100, 100)),
+        (1, 0.8, (500, 0, 600, 100)),    # same class, disjoint: still dropped
+        (2, 0.7, (40, 0, 140, 100)),     # other class, IoU 0.43 < 0.5: kept
+        (3, 0.6, (0, 0, 100, 90)),       # other class, IoU 0.9 with the first: dropped
+        (3, 0.55, (300, 300, 310, 310)),  # class 3 was dropped above, so this one is its
+                                          # first kept box: kept
+        (2, 0.5, (700, 700, 900, 900)),  # second box of class 2, the largest: dropped
+        (4, 0.4, (5, 5, 5, 50)),         # no area: left out (STOA's IoU asserts x1 < x2)
+    )
+    kept = select_objects(boxes, labels, scores, TrajectoriesOptions())
+    assert labels[kept].tolist() == [1, 2, 3]  # largest first: 100x100, 100x100, 10x10
+    assert scores[kept].tolist() == pytest.approx([0.9, 0.7, 0.55])
+
+
+def test_stoa_rule_cuts_to_twenty_most_confident_then_ten_largest_distinct_classes():
+    # 30 boxes of 25 classes (5 repeated, later, larger: never kept), all disjoint
+    objects = [(1 + i, 1.0 - i / 100, (i * 40, 0, i * 40 + 10 + i, 10 + i)) for i in range(25)]
+    objects += [(1 + i, 0.3, (2000 + i * 100, 0, 2090 + i * 100, 90)) for i in range(5)]
+    boxes, labels, scores = frame(*objects)
+    kept = select_objects(boxes, labels, scores, TrajectoriesOptions())
+    assert (labels[kept] - 1).tolist() == list(range(19, 9, -1))
+
+
 def test_twenty_most_confident_then_ten_largest():
-    opts = TrajectoriesOptions()
+    opts = TrajectoriesOptions(selection="same_class_iou")
     # 25 disjoint boxes; confidence falls with i, size grows with i
     objects = [(1 + i % 5, 1.0 - i / 100, (i * 40, 0, i * 40 + 10 + i, 10 + i))
                for i in range(25)]

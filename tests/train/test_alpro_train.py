@@ -63,6 +63,21 @@ def test_pem_reads_soft_labels_and_skips_low_confidence(tmp_path):
     assert terms["loss"] > terms["vtc"]
 
 
+def test_pem_uses_the_full_distribution_when_stored(tmp_path):
+    store = write_store(tmp_path / "s", 8, tables=("clip_frames", "texts", "soft_labels"),
+                        full_probs=True)
+    (tmp_path / "s" / "_recipe.json").write_text(json.dumps({"stages": [
+        {"kind": "sample", "options": {"size": 96, "key": "frames"}},
+        {"kind": "prompter", "options": {"frames": "frames", "store_full": True}}]}))
+    method = Alpro(StoreReader(str(store)), {**TINY, "train_frames": 2})
+    assert method.facts["full_labels"]
+    cfg = TrainConfig(store=str(store), out=str(tmp_path / "o"), batch_size=4, quiet=True,
+                      eval_fraction=0.0)
+    batch = next(iter(make_loader(method, cfg, "train", 0)))
+    # probs_full (uniform over the 8 entities here) is the target, not the top-2
+    assert torch.allclose(batch["targets"], torch.full((4, 8), 1 / 8))
+
+
 def _vtc_store(root, count=24, seed=0):
     """A store whose frame embeddings really are a tiny random CLIP's, with a recipe naming
     it and the demo BERT tokenizer: what the export rebuilds the prompter from."""

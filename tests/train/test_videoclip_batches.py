@@ -18,7 +18,7 @@ from vlprep.train.videoclip import VideoClip
 from vlprep.train.videoclip_clips import ClipParams, Line, overlapped_clip, text_span, video_span
 
 TINY = {"dim": 32, "heads": 2, "layers": 1, "text_layers": 1, "candidates": 16,
-        "vector_clips": 1}
+        "vector_clips": 1, "clips_per_video": 1}
 
 
 def _lines(n: int, tokens: int = 3, seconds: float = 2.0) -> list[Line]:
@@ -73,10 +73,10 @@ def test_retrieval_groups_are_a_seed_and_its_neighbours():
     index = build_index(vectors)  # 300 points: IVF with 7 lists
     assert type(index).__name__ == "IndexIVFFlat"
     groups = retrieval_groups(vectors, 8, 16, random.Random(0), index)
-    assert len(groups) == -(-300 // 8)
+    assert len(groups) == 300 // 8  # MMPT: len(video_ids) // num_video_per_batch seeds
     for group in groups:
         assert len(group) == len(set(group)) == 8
-        assert {i // 30 for i in group} == {group[0] // 30}  # all from the seed's cluster
+        assert len({i // 30 for i in group}) == 1  # all from the seed's cluster
     flat = retrieval_groups(vectors[:50], 8, 16, random.Random(0))
     assert all(len(g) == 8 for g in flat)
     shuffled = random_groups(300, 8, random.Random(0))
@@ -92,7 +92,7 @@ def store(tmp_path_factory):
 def test_retrieval_batches_are_harder_than_random_ones(store, tmp_path):
     """After a little training, batches of neighbours (same label, same text) confuse the
     model; random batches (mixed labels) do not: higher loss, worse positive rank."""
-    cfg = TrainConfig(store=str(store), out=str(tmp_path / "run"), epochs=4, batch_size=16,
+    cfg = TrainConfig(store=str(store), out=str(tmp_path / "run"), epochs=5, batch_size=16,
                       lr=3e-3, eval_fraction=0.2, quiet=True,
                       options={**TINY, "batching": "retrieval"})
     method = VideoClip(StoreReader(cfg.store), cfg.options)
@@ -100,7 +100,7 @@ def test_retrieval_batches_are_harder_than_random_ones(store, tmp_path):
     assert result["eval"]["R@5"] > 3 * 5 * result["eval"]["chance_R@1"]  # it learned
     records = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").records()
                if r["kind"] == "batches"]
-    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3, 4]
     last = records[-1]  # the start of the last epoch: a model that tells labels apart
     assert last["batches_loss"] > last["random_loss"] + 0.3, last
     assert last["batches_rank"] > last["random_rank"] + 1.0, last
@@ -111,7 +111,7 @@ def test_retrieval_batches_are_harder_than_random_ones(store, tmp_path):
     model = method.build_model()
     checkpoint.load_weights(model, checkpoint.resolve(tmp_path / "run"))
     method.loader_batch_size(16)
-    pool = list(make_loader(method, cfg, "train", epoch=5))
+    pool = list(make_loader(method, cfg, "train", epoch=6))
     rng = random.Random(0)
     hard = method.difficulty(pool, method.groups(pool, model, rng), model)
     easy = method.difficulty(pool, random_groups(len(pool), 16, rng), model)
@@ -132,3 +132,46 @@ def test_unknown_batching_is_refused(store):
     method = VideoClip(StoreReader(str(store)), {"batching": "nearest"})
     with pytest.raises(ValueError, match="batching 'nearest'"):
         method.groups([{}] * 100, None, random.Random(0))  # type: ignore[arg-type]
+
+
+def test_mmpt_batch_defaults():
+    """how2.yaml: 32 videos per batch (--batch-size), 16 clips of each (clip_per_video), drawn
+    from the seed and its 64 nearest (num_cands); FAISS's default nprobe (retri.py sets
+    none); the retrieval vector averages the same 16 clips."""
+    from vlprep.train.videoclip import VideoClipOptions
+
+    o = VideoClipOptions()
+    assert (o.clips_per_video, o.candidates, o.nprobe, o.vector_clips, o.ivf_lists) == (
+        16, 64, 1, 16, 512)
+    assert VideoClip.videos_per_batch == VideoClip.default_batch_size == 32
+
+
+def test_a_batch_holds_clips_per_video_clips_of_each_video(store):
+    method = VideoClip(StoreReader(str(store)), {**TINY, "clips_per_video": 3,
+                                                 "batching": "random"})
+    cfg = TrainConfig(store=str(store), out="unused", eval_fraction=0.2, quiet=True)
+    pool = list(make_loader(method, cfg, "train", epoch=0))[:8]
+    method.loader_batch_size(4)
+    model = method.build_model()
+    batches = list(method.pool_batches(pool, model, random.Random(0)))
+    assert len(batches) == 2 and all(b["video"].shape[0] == 4 * 3 for b in batches)
+
+
+def test_a_probe_that_finds_too_few_widens():
+    """nprobe 1 (MMPT) on lists smaller than a batch: the probe widens until every seed has
+    enough neighbours, so batches stay full and come from the nearest lists."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(10, 8)) * 20
+    vectors = np.concatenate([c + rng.normal(size=(40, 8)) for c in centres]).astype(np.float32)
+    index = build_index(vectors, lists=10, nprobe=1)
+    assert index.nprobe == 1 and index.nlist == 10
+    _, one_list = index.search(vectors[:50], 64)
+    assert ((one_list >= 0).sum(1) < 48).any()  # one probed list is not enough for 48
+    groups = retrieval_groups(vectors, 48, 64, random.Random(0), index)
+    assert index.nprobe == 1  # restored after widening
+    assert len(groups) == 400 // 48 and all(len(set(g)) == 48 for g in groups)
+    seeds = random.Random(0).sample(range(400), 400 // 48)
+    for seed, group in zip(seeds, groups, strict=True):
+        clusters = [i // 40 for i in group]
+        assert clusters.count(seed // 40) >= 48 - 24  # mostly the seed's own cluster
+        assert len(set(clusters)) <= 3  # and a neighbouring one or two, not random videos

@@ -24,7 +24,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def video_tables(video_id: str, label: int, rng: np.random.Generator, *, dim: int = 16,
                  frames: int = 4, grid: int = 3, patch_dim: int = 8, seconds: int = 6,
                  s3d_dim: int = 24, labels: int = 8, noise: float = 0.3,
-                 tables: tuple[str, ...] = ("clip_frames", "texts")) -> dict[str, pa.Table]:
+                 tables: tuple[str, ...] = ("clip_frames", "texts"),
+                 full_probs: bool = False) -> dict[str, pa.Table]:
     """The rows one fake video has in each of `tables`."""
     out: dict[str, pa.Table] = {}
     direction = np.random.default_rng(1000 + label).normal(size=max(dim, s3d_dim, patch_dim))
@@ -79,7 +80,8 @@ def video_tables(video_id: str, label: int, rng: np.random.Generator, *, dim: in
             "video_id": video_id, "crop": c, "left": 0, "top": 0, "width": 48, "height": 48,
             "frame_indices": [i * 10 for i in range(frames)], "templates": "video",
             "entity_ids": [label % labels, (label + 1) % labels], "probs": [0.7, 0.3],
-            "top_prob": 0.7, "low_confidence": c == 1} for c in range(2)],
+            "top_prob": 0.7, "low_confidence": c == 1,
+            "probs_full": [1.0 / labels] * labels if full_probs else None} for c in range(2)],
             schema=TABLES["soft_labels"])
     return out
 

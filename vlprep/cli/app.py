@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from vlprep.cli import export, inspect, manifest, report, run, scan, train, weights
+from vlprep.cli import export, imports, inspect, manifest, report, run, scan, train, weights
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Offline preprocessing for video-language pretraining.")
@@ -22,3 +22,5 @@ app.add_typer(manifest.app, name="manifest",
               help="Convert public dataset formats (WebVid, HowTo100M, MSR-VTT) to a manifest.")
 app.add_typer(export.app, name="export",
               help="Write a store as MMPT, ALPRO, STOA-VLP or VinVL read their inputs.")
+app.add_typer(imports.app, name="import",
+              help="Fill a store from another tool's outputs (VinVL's TSVs).")

@@ -30,6 +30,8 @@ def _run(job: Callable[[], ExportReport]) -> None:
     with reported(prefix="export: ", usage=(OSError, ValueError)):  # ValueError: bad Parquet
         report = job()
     typer.echo(report.summary())
+    for hint in report.hints:
+        typer.echo(hint)
     for note in report.notes:
         typer.echo(f"warning: {note}", err=True)
 
@@ -87,12 +89,16 @@ def stoa(
     frame_json: Annotated[bool, typer.Option(
         "--frame-json/--no-frame-json", help="write tsv_files/<video_id>.json")] = True,
     link_videos: LinkVideos = False,
+    selection: Annotated[str | None, typer.Option(
+        help="object rule: stoa (STOA-VLP's loader: one box per class and frame) or "
+             "same_class_iou; default: the store's trajectories rule")] = None,
 ) -> None:
-    """whongzhong/STOA-VLP: object_attr_*.pth object cache, tsv_files/, labelmap.json."""
+    """whongzhong/STOA-VLP: object_attr_*.pth object cache, tsv_files/, labelmap.json,
+    webvidpos/postagging_ids_<K>_new.pth and frozen_train_labels.json."""
     from vlprep.export.stoa import StoaOptions, export_stoa
 
     opts = StoaOptions(shards=shards, split=split, frame_json=frame_json,
-                       link_videos=link_videos)
+                       link_videos=link_videos, selection=selection)
     _run(lambda: export_stoa(store, out, opts))
 
 

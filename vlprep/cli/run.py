@@ -21,6 +21,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
     new_store: Annotated[bool, typer.Option(
         "--new-store", help="delete the store's contents first (to change its recipe)")] = False,
+    executor: Annotated[str, typer.Option(
+        help="ray (default), or local: one process, no Ray (debugging, tiny jobs)")] = "ray",
 ) -> None:
     """Run a job: manifest in, store out. Failed videos become rows of `errors`."""
     from vlprep.jobs.config import load_job
@@ -30,7 +32,8 @@ def run(
     setup_logging(quiet)
     with reported(failed="job failed"):
         loaded = load_job(job, set_ or [])
-        result = run_job(loaded, address=address, quiet=quiet, new_store=new_store)
+        result = run_job(loaded, address=address, quiet=quiet, new_store=new_store,
+                         executor=executor)
     c = result.counts
     typer.echo(f"done: {c.videos} videos processed ({c.failed} failed), "
                f"{c.partitions} partitions written, {result.skipped_partitions} already committed, "

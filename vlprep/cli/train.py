@@ -18,7 +18,9 @@ def train(
     store: Annotated[str, typer.Option(help="the feature store to train on")],
     out: Annotated[str | None, typer.Option(help="run folder (default ./runs/METHOD)")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
-    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    batch_size: Annotated[int | None, typer.Option(
+        min=2, help="default: the method's (videoclip: 32 videos as MMPT; alpro, stoa: 64)")]
+    = None,
     lr: Annotated[float, typer.Option(min=0.0)] = 5e-4,
     seed: Annotated[int, typer.Option()] = 0,
     eval_fraction: Annotated[float, typer.Option(
@@ -35,7 +37,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress display")] = False,
 ) -> None:
     """Train a method on a store; checkpoints (safetensors) and metrics.jsonl go to --out."""
-    from vlprep.train.app import methods, parse_options, run_train
+    from vlprep.train.app import method_class, methods, parse_options, run_train
     from vlprep.train.method import TrainConfig
 
     setup_logging(quiet)
@@ -47,6 +49,8 @@ def train(
         options = parse_options(set_ or [])
         if vtc_only:
             options["vtc_only"] = True
+        if batch_size is None:
+            batch_size = method_class(method).default_batch_size
         cfg = TrainConfig(store=store, out=out or f"runs/{method}", epochs=epochs,
                           batch_size=batch_size, lr=lr, seed=seed, eval_fraction=eval_fraction,
                           workers=workers, device=device, threads=threads,

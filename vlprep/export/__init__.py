@@ -32,6 +32,7 @@ class ExportReport:
     out: str
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # what to pass the method's own code
 
     def summary(self) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.counts.items())

@@ -9,7 +9,10 @@ Layout under OUT (the paths of ``config_release/pretrain_alpro.json``, relative 
                                  the caption's word count)
     unigrams.txt                 the entity vocabulary for the prompter: one ``lemma count``
                                  line per entity in `entities` rank order; ALPRO takes the
-                                 first ``num_entities`` lines and the first word of each
+                                 first ``num_entities`` lines and the first word of each;
+                                 its prompter's classifier has ``num_entities`` outputs
+                                 (default 1,000), so the export prints the
+                                 ``--num_entities N`` to pass with fewer entities
     videos/<video_id>.mp4        with --link-videos: links to the source videos (ALPRO
                                  decodes raw video from the ``img`` folder)
 
@@ -68,6 +71,7 @@ def export_alpro(store: str, out_dir: str, opts: AlproOptions | None = None) -> 
         report.notes.append("no captions in `texts` (use --all-texts for transcript lines)")
     if "entities" in source.tables():
         counts["entities"] = write_unigrams(source, out)
+        report.hints.append(num_entities_hint(counts["entities"]))
     else:
         report.notes.append("no `entities` table (run the entities stage): unigrams.txt "
                             "not written")
@@ -79,6 +83,15 @@ def export_alpro(store: str, out_dir: str, opts: AlproOptions | None = None) -> 
     out.finish({"format": "alpro", "store": store, "counts": counts, "notes": report.notes,
                 "options": vars(opts)})
     return report
+
+
+def num_entities_hint(n: int) -> str:
+    """The flag ALPRO's run_pretrain_sparse.py / prompter pre-training needs for this
+    unigrams.txt (src/configs/config.py: ``--num_entities``, default 1000)."""
+    if n == 1000:
+        return "ALPRO: unigrams.txt has 1000 entities (ALPRO's default --num_entities 1000)"
+    return (f"ALPRO: unigrams.txt has {n} entities: pass --num_entities {n} to ALPRO's "
+            "run_pretrain_sparse.py and the prompter pre-training")
 
 
 def write_unigrams(source: StoreSource, out: OutDir) -> int:

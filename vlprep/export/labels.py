@@ -16,7 +16,12 @@ log = logging.getLogger("vlprep")
 
 
 class LabelMap:
-    """Class id -> name, seeded from the recipe and completed from the rows seen."""
+    """Class id -> unique name, seeded from the recipe and completed from the rows seen.
+
+    Names are unique (``N/A``, ``N/A_26``, ...: :func:`unique_name`), since the readers map
+    names back to ids; the exports write these names, not a row's own `class_names` entry,
+    so a store made with a repeating label map still exports classes that come back apart.
+    """
 
     def __init__(self, source: StoreSource):
         self.names: dict[int, str] = {}
@@ -30,17 +35,24 @@ class LabelMap:
             except (ValueError, OSError) as e:
                 log.warning("label map %s of the store's recipe is not readable (%s); using "
                             "the class names in `regions`", spec, e)
+        self.taken = set(self.names.values())
 
-    def see(self, ids: list[int], names: list[str]) -> None:
+    def see(self, ids: list[int], names: list[str]) -> list[str]:
+        """The unique names of these class ids (`names`: the rows' own names for them)."""
+        from vlprep.models.detector import unique_name
+
+        out = []
         for i, name in zip(ids, names, strict=True):
-            self.names.setdefault(int(i), str(name))
+            i = int(i)
+            if i not in self.names:
+                self.names[i] = unique_name(str(name), i, self.taken)
+                self.taken.add(self.names[i])
+            out.append(self.names[i])
+        return out
 
     def vg_sgg_dicts(self) -> dict[str, dict[str, int] | dict[str, str]]:
         """``{"label_to_idx": {name: id}, "idx_to_label": {"id": name}}`` without background
-        (id 0), as VinVL's label map files have them; a repeated name keeps its first id."""
-        idx_to_label = {str(i): n for i, n in sorted(self.names.items()) if i > 0}
-        label_to_idx: dict[str, int] = {}
-        for i, name in sorted(self.names.items()):
-            if i > 0:
-                label_to_idx.setdefault(name, i)
-        return {"label_to_idx": label_to_idx, "idx_to_label": idx_to_label}
+        (id 0), as VinVL's label map files have them; every name names one id."""
+        ids = [i for i in sorted(self.names) if i > 0]
+        return {"label_to_idx": {self.names[i]: i for i in ids},
+                "idx_to_label": {str(i): self.names[i] for i in ids}}

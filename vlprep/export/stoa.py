@@ -11,17 +11,28 @@ Layout under OUT (the loaders' ``object_path`` and ``labelmap_path``)::
                                      writes it ({"objects": [{"rect", "class", "conf",
                                      "attributes", "attr_scores"}]}): what the fine-tuning
                                      loaders build their cache from when it is missing
-    labelmap.json                    the label map the class ids index (VG-SGG-dicts keys)
+    labelmap.json                    the label map the class ids index (VG-SGG-dicts keys),
+                                     every name unique (``N/A_26``: see labels.py)
+    frozen_train_labels.json         the captions of the exported videos, [{"video_id",
+                                     "caption"}] (the pre-training loader's ``json_path``)
+    webvidpos/postagging_ids_<K>_new.pth
+                                     one entry per caption of frozen_train_labels.json, in its
+                                     order: [video_id, [tag per CLIP token]] with tags "NOUN",
+                                     "VERB" or "X", one per BPE token of the caption without
+                                     start/end of text (the loader adds "PAD" for those and
+                                     reads ``entry[1]``), from ``texts.clip_pos``
     videos/<video_id>.mp4            with --link-videos: links to the source videos
 
 The cache is made from `regions` with the store's own trajectory rules (the recipe's
-`trajectories` options, STOA-VLP's by default; :func:`select_objects`): per sampled frame the
-kept objects, largest first, in ``frame_size`` (224) pixel coordinates, padded with -1 boxes
-and class 0; ``conf_set`` in order of first appearance (the loader uses its first 2K). Our
-detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice of up to 10 object
-classes, by its ordering rules, without attribute words. Shards are saved with torch.save of
-plain tensors, dicts, floats and strings only: ``torch.load(..., weights_only=True)`` reads
-them.
+`trajectories` options, STOA-VLP's ``object_loader_confident`` by default, ``--selection``
+to choose; :func:`select_objects`), applied to exactly the boxes, names and scores of the
+frame lists, so it equals what STOA-VLP's loader builds from ``tsv_files``: per sampled
+frame the kept objects, largest first, in ``frame_size`` (224) pixel coordinates, padded
+with -1 boxes and class 0; ``conf_set`` in order of first appearance (the loader uses its
+first 2K). Our detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice
+of up to 10 object classes, by its ordering rules, without attribute words. Everything is
+saved with torch.save of plain tensors, dicts, lists, floats and strings only: ``torch.load(...,
+weights_only=True)`` reads it.
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ from vlprep.export.videos import link_videos
 from vlprep.stages.trajectories import TrajectoriesOptions, select_objects
 
 REGION_COLUMNS = ["sample_rank", "width", "height", "boxes", "classes", "class_names", "scores"]
+TEXT_COLUMNS = ["segment", "source", "text", "clip_pos"]
+POS_TAGS = {1: "NOUN", 2: "VERB"}  # texts.clip_pos codes; anything else is "X" (UD: other)
 
 
 @dataclass
@@ -50,6 +63,7 @@ class StoaOptions:
     split: str | None = None
     frame_json: bool = True
     link_videos: bool = False
+    selection: str | None = None  # the object rule; None: the store's (recipe) rule
 
 
 @dataclass
@@ -106,11 +120,10 @@ def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any
     conf_set: dict[int, float] = {}
     kept: list[tuple[str, float, float]] = []
     for t, fr in enumerate(frames):
-        scale = np.array([opts.frame_size / fr.width, opts.frame_size / fr.height] * 2,
-                         np.float32)
-        for slot, i in enumerate(select_objects(fr.boxes, fr.classes, fr.scores, opts)):
-            box = fr.boxes[i] * scale
-            objects[t, slot], obj_cls[t, slot] = box, fr.classes[i]
+        boxes = scaled_boxes(fr, opts.frame_size)  # the frame list's rects, to the bit
+        for slot, i in enumerate(select_objects(boxes, fr.classes, fr.scores, opts)):
+            box = boxes[i].astype(np.float64)
+            objects[t, slot], obj_cls[t, slot] = boxes[i], fr.classes[i]
             cls, score = int(fr.classes[i]), float(fr.scores[i])
             conf_set[cls] = conf_set.get(cls, 0.0) + score
             kept.append((fr.names[i], score, float((box[2] - box[0]) * (box[3] - box[1]))))
@@ -118,15 +131,21 @@ def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any
             "conf_set": conf_set}
 
 
+def scaled_boxes(fr: Frame, frame_size: int) -> np.ndarray:
+    """The frame's boxes in `frame_size`-pixel coordinates (float32, as written out)."""
+    scale = np.array([frame_size / fr.width, frame_size / fr.height] * 2, np.float32)
+    return fr.boxes * scale
+
+
 def frame_json(frames: list[Frame], frame_size: int) -> list[dict[str, Any]]:
     """Every detection per frame, most confident first, as VinVL's TSV rows hold them (no
     attributes); boxes with no area are left out (STOA-VLP's IoU asserts x1 < x2)."""
     out = []
     for fr in frames:
-        scale = np.array([frame_size / fr.width, frame_size / fr.height] * 2, np.float32)
+        scaled = scaled_boxes(fr, frame_size)
         objects = []
         for i in np.argsort(-fr.scores, kind="stable"):
-            box = (fr.boxes[i] * scale).tolist()
+            box = scaled[i].tolist()
             if box[2] > box[0] and box[3] > box[1]:
                 objects.append({"rect": box, "class": fr.names[i], "conf": float(fr.scores[i]),
                                 "attributes": [], "attr_scores": []})
@@ -142,6 +161,23 @@ def trajectory_options(source: StoreSource) -> TrajectoriesOptions:
     return TrajectoriesOptions(**options)
 
 
+def caption_tags(texts: pa.Table | None) -> tuple[list[tuple[str, list[str]]], int]:
+    """A video's captions with their POS tags per CLIP token (specials dropped), and how
+    many captions had no ``clip_pos`` (the texts stage ran without spaCy or CLIP's
+    tokenizer) and are left out."""
+    if texts is None:
+        return [], 0
+    out, missing = [], 0
+    for row in texts.sort_by("segment").to_pylist():
+        if row["source"] != "caption":
+            continue
+        if row.get("clip_pos") is None:
+            missing += 1
+            continue
+        out.append((row["text"], [POS_TAGS.get(c, "X") for c in row["clip_pos"][1:-1]]))
+    return out, missing
+
+
 def _save_shard(out: OutDir, rel: str, entries: dict[str, dict[str, Any]]) -> None:
     import torch
 
@@ -149,8 +185,22 @@ def _save_shard(out: OutDir, rel: str, entries: dict[str, dict[str, Any]]) -> No
                      "obj_cls": torch.from_numpy(e["obj_cls"]),
                      "attr_sentence": e["attr_sentence"], "conf_set": e["conf_set"]}
                for vid, e in entries.items()}
+    _save_torch(out, rel, tensors)
+
+
+def _save_torch(out: OutDir, rel: str, value: Any) -> None:
+    import torch
+
     with out.open(rel) as f:
-        torch.save(tensors, f)
+        torch.save(value, f)
+
+
+def _has_pos(source: StoreSource) -> bool:
+    """Whether the store's `texts` carry clip_pos at all (a column of nulls does not)."""
+    if "clip_pos" not in source.columns("texts"):
+        return False
+    return any(batch.column("clip_pos").null_count < len(batch)
+               for batch in source.batches("texts", ["clip_pos"]))
 
 
 def export_stoa(store: str, out_dir: str, opts: StoaOptions | None = None) -> ExportReport:
@@ -162,18 +212,33 @@ def export_stoa(store: str, out_dir: str, opts: StoaOptions | None = None) -> Ex
     source = StoreSource(store)
     source.require("regions", "detect")
     rules = trajectory_options(source)
+    if opts.selection is not None:
+        if opts.selection not in ("stoa", "same_class_iou"):
+            raise ExportError(f"--selection {opts.selection!r}: expected stoa or "
+                              "same_class_iou")
+        rules = rules.model_copy(update={"selection": opts.selection})
     out = OutDir(out_dir)
     labels = LabelMap(source)
     k = rules.max_objects
     per_shard = max(1, math.ceil(source.count_videos("regions") / opts.shards))
     shard: dict[str, dict[str, Any]] = {}
     written = 0
-    counts = {"videos": 0, "frames": 0}
-    for video_id, rows, _ in source.videos("regions", REGION_COLUMNS, sort_by="sample_rank"):
+    counts = {"videos": 0, "frames": 0, "captions": 0}
+    with_texts = ("texts", TEXT_COLUMNS) if _has_pos(source) else None
+    captions: list[dict[str, str]] = []
+    pos: list[list[Any]] = []
+    no_pos = 0
+    for video_id, rows, texts in source.videos("regions", REGION_COLUMNS, sort_by="sample_rank",
+                                               with_=with_texts):
         frames = frames_of(rows)
         for fr in frames:
-            labels.see(fr.classes.tolist(), fr.names)
+            fr.names = labels.see(fr.classes.tolist(), fr.names)
         shard[video_id] = video_cache(frames, rules)
+        tagged, missing = caption_tags(texts)
+        no_pos += missing
+        for text, tags in tagged:
+            captions.append({"video_id": video_id, "caption": text})
+            pos.append([video_id, tags])
         if opts.frame_json:
             out.write_bytes(f"tsv_files/{video_file(video_id, '.json')}",
                             json.dumps(frame_json(frames, rules.frame_size)).encode())
@@ -190,6 +255,18 @@ def export_stoa(store: str, out_dir: str, opts: StoaOptions | None = None) -> Ex
             shard = {}
     out.write_bytes("labelmap.json", json.dumps(labels.vg_sgg_dicts()).encode())
     report = ExportReport("stoa", str(out.root), counts)
+    counts["captions"] = len(captions)
+    if with_texts is None:
+        report.notes.append("no POS file: the store's `texts` have no clip_pos (run the texts "
+                            "stage with spacy_model and clip_tokenizer); STOA-VLP's "
+                            "pre-training loader needs webvidpos/postagging_ids_"
+                            f"{k}_new.pth")
+    else:
+        out.write_bytes("frozen_train_labels.json", json.dumps(captions).encode())
+        _save_torch(out, f"webvidpos/postagging_ids_{k}_new.pth", pos)
+        if no_pos:
+            report.notes.append(f"{no_pos} captions have no clip_pos: left out of "
+                                "frozen_train_labels.json and the POS file")
     if opts.link_videos:
         counts["video_links"], skipped = link_videos(source, out)
         if skipped:

@@ -58,7 +58,7 @@ class AlproPrompterModel(nn.Module):
     def __init__(self, cfg: AlproPrompterConfig | None = None):
         from transformers import BertConfig, BertModel
 
-        from vlprep.models.prompter import quiet_transformers
+        from vlprep.models.checkpoint import quiet_transformers
 
         super().__init__()
         self.cfg = cfg = cfg or AlproPrompterConfig()
@@ -121,6 +121,7 @@ class AlproPrompter:
         self.tokenizer = tokenizer
         self.precision, self.video_batch, self.text_batch = precision, video_batch, text_batch
         self.image_size = model.cfg.vision.image_size
+        self.num_frames = model.cfg.vision.num_frames  # an image is this many copies (ALPRO)
         self.temperature = float(model.temp.detach().item())  # as stored, no clamp
         self.checkpoint = checkpoint
         self._sha256: str | None = None

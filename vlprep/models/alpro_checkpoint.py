@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from vlprep.models.clip import CheckpointError
+from vlprep.errors import CheckpointError
+from vlprep.models.checkpoint import read_state_dict
 
 VISION, TEXT = "visual_encoder.model.", "text_encoder.bert."
 TEXT_NO_BERT = "text_encoder."
@@ -39,16 +40,7 @@ WRAPPERS = ("model", "model_state_dict", "state_dict")
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The file's tensors in the released key layout, whatever accepted layout it has."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001 - pickle and zip errors have many types
-        raise CheckpointError(f"{path}: not a torch checkpoint loadable with weights_only "
-                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
-                              ) from None
-    return released_layout(raw, str(path))
+    return released_layout(read_state_dict(path, WRAPPERS, mmap=True), str(path))
 
 
 def released_layout(raw: object, name: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -8,9 +8,7 @@ the same weights in every process, and a loud warning says the features mean not
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-from transformers.utils import logging as hf_logging
 
 from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
 from vlprep.models.accel import Precision, autocast, to_device
 from vlprep.models.accel import resolve_device as resolve_device  # re-exported
+from vlprep.models.checkpoint import read_hf_model
 
 log = logging.getLogger("vlprep")
 
@@ -39,46 +37,14 @@ DEFAULT_VISION_CONFIG: dict[str, Any] = {
 }
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-key load report and progress bars (the text tower's keys of a
-    full CLIP checkpoint are expected to be unused); missing keys are checked by us."""
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def load_clip(checkpoint: str | Path) -> CLIPVisionModelWithProjection:
     """The vision tower + projection from a local directory, fp32, in eval mode, on CPU."""
-    root = Path(checkpoint)
-    if not (root / "config.json").is_file():
-        raise CheckpointError(f"{root}: not a CLIP model directory (no config.json)")
-    with _quiet_transformers():
-        if any(root.glob("*.safetensors")) or (root / "model.safetensors.index.json").is_file():
-            model, info = CLIPVisionModelWithProjection.from_pretrained(
-                root, use_safetensors=True, local_files_only=True, dtype=torch.float32,
-                output_loading_info=True)
-            missing = list(info["missing_keys"])
-        elif (root / "pytorch_model.bin").is_file():
-            model = CLIPVisionModelWithProjection(CLIPVisionConfig.from_pretrained(root))
-            state = torch.load(root / "pytorch_model.bin", map_location="cpu",
-                               weights_only=True)
-            own = model.state_dict()
-            missing = [k for k in own if k not in state]
-            model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-        else:
-            raise CheckpointError(f"{root}: no model.safetensors or pytorch_model.bin")
+    model, missing = read_hf_model(checkpoint, CLIPVisionModelWithProjection, CLIPVisionConfig,
+                                   "a CLIP model")
     if missing:
-        raise CheckpointError(f"{root}: weights missing for {len(missing)} parameters "
+        raise CheckpointError(f"{checkpoint}: weights missing for {len(missing)} parameters "
                               f"(e.g. {missing[0]}); not a CLIP vision checkpoint?")
-    return model.float().eval()
+    return model
 
 
 def random_clip(seed: int = 0, config: dict[str, Any] | None = None

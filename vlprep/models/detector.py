@@ -29,6 +29,7 @@ from torchvision.models.detection import (
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 
 from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
+from vlprep.models import checkpoint
 
 log = logging.getLogger("vlprep")
 
@@ -69,26 +70,9 @@ def build_detector(architecture: Architecture, num_classes: int, min_size: int =
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from .pth/.pt (weights_only: no pickled code runs) or .safetensors;
-    a {"model": ...} or {"state_dict": ...} wrapper and a DataParallel prefix are undone."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - an unreadable file is one user error
-            raise CheckpointError(f"{path}: not a loadable state dict ({e})") from None
-    for wrapper in ("model", "state_dict"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if isinstance(state, dict):
-        state = {str(k).removeprefix("module."): v for k, v in state.items()}
-    if not isinstance(state, dict) or CLASSIFIER_KEY not in state:
+    """A torchvision Faster R-CNN state dict (models.checkpoint reads the file)."""
+    state = checkpoint.read_state_dict(path)
+    if CLASSIFIER_KEY not in state:
         raise CheckpointError(f"{path}: not a torchvision Faster R-CNN state dict "
                               f"(no {CLASSIFIER_KEY})")
     return state
@@ -100,20 +84,7 @@ def load_detector(path: str | Path, architecture: Architecture, min_size: int = 
     state = read_state_dict(path)
     num_classes = int(state[CLASSIFIER_KEY].shape[0])
     model = build_detector(architecture, num_classes, min_size, max_size, proposals)
-    own = model.state_dict()
-    skip = "num_batches_tracked"
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith(skip))
-    unexpected = sorted(k for k in set(state) - set(own) if not k.endswith(skip))
-    if missing or unexpected:
-        what = (f"{len(missing)} missing keys (e.g. {missing[0]})" if missing else
-                f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-        raise CheckpointError(f"{path}: not a {architecture} Faster R-CNN: {what}")
-    for key in own.keys() & state.keys():
-        if tuple(own[key].shape) != tuple(state[key].shape):
-            raise CheckpointError(f"{path}: {key} has shape {tuple(state[key].shape)}, "
-                                  f"{architecture} expects {tuple(own[key].shape)}")
-    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return model.float().eval()
+    return checkpoint.load_into(model, state, str(path), f"a {architecture} Faster R-CNN")
 
 
 def random_detector(seed: int, architecture: Architecture, num_classes: int,
@@ -135,10 +106,36 @@ def coco_names() -> list[str]:
     return list(_COCO_CATEGORIES)
 
 
+def unique_name(name: str, class_id: int, taken: set[str]) -> str:
+    """`name`, or ``<name>_<id>`` when another class already has it: readers (STOA-VLP,
+    scene_graph_benchmark) map names back to ids, so a repeated name would merge classes."""
+    if name not in taken:
+        return name
+    out = f"{name}_{class_id}"
+    while out in taken:
+        out += "_"
+    return out
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Class names by id with repeats renamed (COCO's 'N/A' gaps: 'N/A', 'N/A_26', ...)."""
+    taken: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        out.append(unique_name(name, i, taken))
+        taken.add(out[-1])
+    return out
+
+
 def read_label_map(spec: str) -> list[str]:
     """Class names by class id (id 0 = background), from ``coco``, a JSON file (VinVL's
     ``VG-SGG-dicts*.json`` with ``idx_to_label``, or a list) or a text file (one name a line).
-    A file without the background entry gets ``__background__`` prepended."""
+    A file without the background entry gets ``__background__`` prepended. Names are unique
+    (see :func:`unique_names`)."""
+    return unique_names(_read_label_map(spec))
+
+
+def _read_label_map(spec: str) -> list[str]:
     if spec == "coco":
         return coco_names()
     path = Path(spec)

@@ -19,14 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from vlprep.errors import CheckpointError
+
 OPSET = 17
 INSTALL_HINT = ("runtime: onnx needs onnxruntime: pip install 'vlprep[onnx]' "
                 "(onnxruntime-gpu on Linux x86_64; the plain onnxruntime package on CPU-only "
                 "machines)")
 
 
-class OnnxUnavailable(RuntimeError):
-    """onnxruntime (or onnx, for export) is not installed."""
+class OnnxUnavailable(CheckpointError, RuntimeError):
+    """onnxruntime (or onnx, for export) is not installed, or cannot run on the device."""
 
 
 def onnxruntime_available() -> bool:

@@ -11,15 +11,17 @@ re-normalise the average); soft labels are softmax(crop @ prompts.T / temperatur
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from vlprep.errors import CheckpointError
+from vlprep.models.checkpoint import read_hf_model
 
 log = logging.getLogger("vlprep")
 
@@ -118,56 +120,17 @@ def check_images(images: np.ndarray, size: int) -> None:
                          f"takes {size}x{size}: sample frames at that size")
 
 
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """No per-key load reports or progress bars while loading; we check keys ourselves."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-
 def load_clip_model(checkpoint: str | Path):
     """A full CLIPModel (vision + text towers) from a local Hugging Face directory."""
     from transformers import CLIPConfig, CLIPModel
 
-    from vlprep.models.clip import CheckpointError
-
-    root = Path(checkpoint)
-    if not (root / "config.json").is_file():
-        raise CheckpointError(f"{root}: not a CLIP model directory (no config.json)")
-    model_type = json.loads((root / "config.json").read_text()).get("model_type")
-    if model_type != "clip":
-        raise CheckpointError(f"{root}: a {model_type!r} model; the prompter needs a full "
-                              "CLIP model (vision and text towers, model_type clip)")
-    with quiet_transformers():
-        if any(root.glob("*.safetensors")):
-            try:
-                model, info = CLIPModel.from_pretrained(
-                    root, use_safetensors=True, local_files_only=True, dtype=torch.float32,
-                    output_loading_info=True)
-            except (OSError, RuntimeError, ValueError) as e:
-                raise CheckpointError(f"{root}: cannot be loaded as a CLIP model "
-                                      f"({str(e).splitlines()[0]})") from None
-            missing = list(info["missing_keys"])
-        elif (root / "pytorch_model.bin").is_file():
-            model = CLIPModel(CLIPConfig.from_pretrained(root))
-            state = torch.load(root / "pytorch_model.bin", map_location="cpu",
-                               weights_only=True)
-            missing = [k for k in model.state_dict() if k not in state]
-            model.load_state_dict(state, strict=False)
-        else:
-            raise CheckpointError(f"{root}: no model.safetensors or pytorch_model.bin")
-    missing = [k for k in missing if not k.endswith("position_ids")]
+    model, missing = read_hf_model(checkpoint, CLIPModel, CLIPConfig,
+                                   "the prompter's full CLIP model", model_type="clip")
     if missing:
-        raise CheckpointError(f"{root}: weights missing for {len(missing)} parameters "
+        raise CheckpointError(f"{checkpoint}: weights missing for {len(missing)} parameters "
                               f"(e.g. {missing[0]}); the prompter needs a full CLIP model "
                               "(vision and text towers)")
-    return model.float().eval()
+    return model
 
 
 def random_clip_model(tokenizer, seed: int = 0, config: dict[str, Any] | None = None):

@@ -23,6 +23,7 @@ from torch import nn
 
 from vlprep.errors import CheckpointError  # noqa: F401 - re-exported
 from vlprep.models.accel import Precision, autocast, to_device
+from vlprep.models.checkpoint import load_into, read_state_dict
 
 log = logging.getLogger("vlprep")
 
@@ -157,7 +158,11 @@ class S3D(nn.Module):
                 x = _max_pool_same(x, *_POOLS[name])
             x = getattr(self, name)(x)
         pooled = x.mean(dim=(2, 3, 4))
-        return {"video_embedding": self.fc(pooled), "mixed_5c": pooled}
+        # The head runs in fp32 also under autocast: the extractor computes (and normalises)
+        # the embedding in fp32 and only then casts to fp16.
+        with torch.autocast(x.device.type, enabled=False):
+            embedding = self.fc(pooled.float())
+        return {"video_embedding": embedding, "mixed_5c": pooled}
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> S3D:
@@ -167,41 +172,9 @@ class S3D(nn.Module):
         buffer must be present with its shape (BatchNorm's ``num_batches_tracked`` may be
         absent: it is unused in eval); ``text_module.*`` keys are ignored.
         """
-        state = _read_state_dict(Path(path))
-        model = cls()
-        own = model.state_dict()
-        video = {k: v for k, v in state.items() if not k.startswith("text_module.")}
-        unexpected = sorted(set(video) - set(own))
-        missing = sorted(k for k in set(own) - set(video) if not k.endswith("num_batches_tracked"))
-        if unexpected or missing:
-            what = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else
-                    f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-            raise CheckpointError(f"{path}: not an S3D-G HowTo100M state dict: {what} keys")
-        for key, value in video.items():
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise CheckpointError(f"{path}: {key} has shape {tuple(value.shape)}, "
-                                      f"expected {tuple(own[key].shape)}")
-        model.load_state_dict(video, strict=False)
-        return model.float().eval()
-
-
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-            raise CheckpointError(f"{path}: not a loadable state dict ({e})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+        state = read_state_dict(path, wrappers=("state_dict",))
+        return load_into(cls(), state, str(path), "an S3D-G HowTo100M state dict",
+                         ignore=lambda key: key.startswith("text_module."))
 
 
 def random_s3d(seed: int = 0) -> S3D:

@@ -1,231 +1,179 @@
-"""VinVL-style detection with region features on a torchvision Faster R-CNN.
+"""VinVL's published detector (``vinvl_vg_x152c4.pth``) in plain torch + torchvision ops.
 
-The model's own pieces run in order (resize/normalise, backbone, RPN, RoI box head); the
-post-processing is VinVL's test-time filter instead of torchvision's: per-class NMS, then one
-label per proposal (its best surviving class, so every region has one feature), then score
-threshold 0.2 with at least 10 and at most 100 boxes per image. Each kept box gets a region
-feature pooled with RoIAlign from the backbone (FPN) maps at the final box: the box head's
-representation (``head``, like VinVL's box features) or the mean of the pooled map (``roi``).
+``VinVL.from_checkpoint(path)`` loads the file strictly (:mod:`vinvl_checkpoint`);
+``detect(images)`` runs what scene_graph_benchmark's feature extraction runs for each
+image (``tools/test_sg_net.py`` with ``sgg_configs/vgattr/vinvl_x152c4.yaml``,
+MODEL.ROI_HEADS.NMS_FILTER 1, SCORE_THRESH 0.2, TEST.IGNORE_BOX_REGRESSION True, attributes
+on, OUTPUT_FEATURE True): resize 600/1000, BGR minus the pixel mean, R-152-C4, RPN (6000 ->
+NMS 0.7 -> 300), RoIAlign 14x14, res5 + average pool (the 2,048-d region feature), class
+scores, ``filter_results_peter`` (boxes are the proposals), the attribute head on the kept
+boxes, boxes scaled back to the input's pixels.
 
-Everything is batched and written without per-image Python branching on data, so the same
-module exports to ONNX (:func:`export_detector_onnx`) and runs in onnxruntime. Outputs are flat
-over the batch with an ``image_index`` per box, sorted by image then score.
+Images are not padded: each forward pass takes images of one resized size (the same-size
+frames of a video batch together), so no result depends on another image. On GPU the
+networks run under bf16/fp16 autocast; the box logic and the attribute head's
+post-processing run in fp32. Per-part wall times accumulate in ``timings`` when it is a dict.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.detection import FasterRCNN
-from torchvision.ops import MultiScaleRoIAlign, batched_nms, poolers, roi_align
 
 from vlprep.models.accel import Precision, autocast, to_device
+from vlprep.models.vinvl_checkpoint import empty_net, load_into, random_state, read_state
+from vlprep.models.vinvl_net import X152C4, VinVLConfig, VinVLNet
+from vlprep.models.vinvl_ops import (
+    attribute_scores,
+    filter_detections,
+    normalize,
+    pool,
+    resize_boxes,
+    resize_image,
+    rpn_proposals,
+)
+
+OUTPUT_KEYS = ("boxes", "scores", "labels", "features", "attr_labels", "attr_scores")
 
 
-@dataclass(frozen=True)
-class VinvlSettings:
-    score_thresh: float = 0.2
-    nms_thresh: float = 0.5
-    min_detections: int = 10
-    max_detections: int = 100
-    class_candidates: int = 10  # classes per proposal that enter the per-class NMS
-    region_feature: str = "head"  # "head" | "roi"
+class VinVL(nn.Module):
+    """VinVL X152-C4 with attributes; see the module docstring for what ``detect`` does."""
 
-
-class RegionDetector(nn.Module):
-    """uint8 B x H x W x 3 RGB frames -> boxes (N x 4, frame pixels, x1 y1 x2 y2), labels (N),
-    scores (N), region features (N x D), image_index (N)."""
-
-    def __init__(self, model: FasterRCNN, settings: VinvlSettings = VinvlSettings()):
+    def __init__(self, net: VinVLNet):
         super().__init__()
-        self.model = model
-        self.settings = settings
+        self.net = net.eval()
+        self.config: VinVLConfig = net.config
+        self.precision: Precision = "auto"
+        self.timings: dict[str, float] | None = None
 
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        m, s = self.model, self.settings
-        images = frames.permute(0, 3, 1, 2).float() / 255.0
-        batch, height, width = images.shape[0], images.shape[2], images.shape[3]
-        image_list, _ = m.transform(list(images.unbind(0)))
-        features = m.backbone(image_list.tensors)
-        proposals, _ = m.rpn(image_list, features)
-        pooled = pool_regions(m.roi_heads.box_roi_pool, features, proposals,
-                              image_list.image_sizes)
-        logits, deltas = m.roi_heads.box_predictor(m.roi_heads.box_head(pooled))
-        # every image of a batch has the same size (one frames array), so one clip size
-        size = image_list.image_sizes[0]
-        boxes = m.roi_heads.box_coder.decode(deltas, proposals)  # P x C x 4
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, size[1])
-        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, size[0])
-        image_of = torch.cat([torch.zeros_like(p[:, 0], dtype=torch.int64) + i
-                              for i, p in enumerate(proposals)])
-        boxes, labels, scores, image_of = vinvl_filter(
-            torch.softmax(logits, -1), boxes, image_of, batch, s)
-        per_image = [boxes[image_of == i] for i in range(batch)]
-        regions = pool_regions(m.roi_heads.box_roi_pool, features, per_image,
-                               image_list.image_sizes)
-        if s.region_feature == "roi":
-            regions = regions.mean(dim=(2, 3))
-        else:
-            regions = m.roi_heads.box_head(regions)
-        sx, sy = float(width) / float(size[1]), float(height) / float(size[0])
-        scale = torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype, device=boxes.device)
-        return boxes * scale, labels, scores, regions, image_of
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, config: VinVLConfig = X152C4,
+                        sha256: str | None = None, device: str | torch.device = "cpu") -> VinVL:
+        """The published file (``{'model': sd}`` or bare, ``module.`` allowed), strictly."""
+        net = empty_net(config)
+        load_into(net, read_state(path, sha256), str(path))
+        return cls(net).to(device).eval()
 
+    @classmethod
+    def random(cls, config: VinVLConfig = X152C4, seed: int = 0) -> VinVL:
+        """Seeded random weights in the published layout (tests, demos, benchmarks)."""
+        net = empty_net(config)
+        load_into(net, random_state(config, seed), f"random(seed={seed})")
+        return cls(net).eval()
 
-def pool_regions(pooler: MultiScaleRoIAlign, features: dict[str, torch.Tensor],
-                 boxes: list[torch.Tensor], image_sizes: list[tuple[int, int]]) -> torch.Tensor:
-    """The pooler's multi-scale RoIAlign; when tracing for ONNX, computed as a sum over FPN
-    levels masked by each box's level (the same numbers), since torchvision's traced
-    level merge does not run in onnxruntime for data-dependent box counts."""
-    if not torch.jit.is_tracing():
-        return pooler(features, boxes, image_sizes)
-    maps = poolers._filter_input(features, pooler.featmap_names)
-    if pooler.scales is None or pooler.map_levels is None:
-        pooler.scales, pooler.map_levels = poolers._setup_scales(
-            maps, image_sizes, pooler.canonical_scale, pooler.canonical_level)
-    rois = poolers._convert_to_roi_format(boxes)
-    levels = pooler.map_levels(boxes)
-    out = torch.zeros(())
-    for level, (fmap, scale) in enumerate(zip(maps, pooler.scales, strict=True)):
-        pooled = roi_align(fmap, rois, pooler.output_size, spatial_scale=scale,
-                           sampling_ratio=pooler.sampling_ratio)
-        out = out + pooled * (levels == level).to(pooled.dtype)[:, None, None, None]
-    return out
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
 
+    @contextmanager
+    def _timed(self, part: str):
+        if self.timings is None:
+            yield
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[part] = self.timings.get(part, 0.0) + time.perf_counter() - start
 
-def vinvl_filter(probs: torch.Tensor, boxes: torch.Tensor, image_of: torch.Tensor, batch: int,
-                 s: VinvlSettings) -> tuple[torch.Tensor, ...]:
-    """VinVL's test filter on P proposals x C classes (class 0 = background).
+    # the networks (the ONNX runtime replaces these three)
+    def trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised N x 3 x H x W -> C4 features, RPN objectness, RPN deltas."""
+        with self._timed("backbone"):
+            c4 = self.net.backbone(x)
+        with self._timed("rpn"):
+            objectness, deltas = self.net.rpn.head(c4)
+        return c4, objectness, deltas
 
-    Per-class NMS over each proposal's top `class_candidates` classes; each proposal keeps its
-    best surviving class; per image, the boxes scoring at least `score_thresh` (at least
-    `min_detections`, topped up by score, at most `max_detections`). Returns boxes, labels,
-    scores, image index, sorted by image then score.
-    """
-    num_classes = probs.shape[1]
-    k = min(s.class_candidates, num_classes - 1)
-    scores, labels = probs[:, 1:].topk(k, dim=1)
-    labels = labels + 1
-    proposal = torch.arange(probs.shape[0], device=probs.device)[:, None].expand(-1, k)
-    proposal, scores, labels = proposal.reshape(-1), scores.reshape(-1), labels.reshape(-1)
-    cand_boxes = boxes[proposal, labels]
-    keep = batched_nms(cand_boxes, scores, image_of[proposal] * num_classes + labels,
-                       s.nms_thresh)  # sorted by score, descending
-    # the best surviving class of each proposal: group by proposal, best score first
-    key = proposal[keep].double() * 2.0 - scores[keep].double()
-    keep = keep[torch.argsort(key)]
-    first = torch.ones_like(keep, dtype=torch.bool)
-    first[1:] = proposal[keep][1:] != proposal[keep][:-1]
-    keep = keep[first]
-    # rank the survivors within their image by score
-    image = image_of[proposal[keep]]
-    keep = keep[torch.argsort(image.double() * 2.0 - scores[keep].double())]
-    image = image_of[proposal[keep]]
-    counts = (image[:, None] == torch.arange(batch, device=image.device)[None]).sum(0)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(keep.shape[0], device=keep.device) - starts[image]
-    chosen = ((scores[keep] >= s.score_thresh) & (rank < s.max_detections)) | (
-        rank < min(s.min_detections, s.max_detections))
-    keep = keep[chosen]
-    return cand_boxes[keep], labels[keep], scores[keep], image_of[proposal[keep]]
+    def box_head(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.roi_heads.box(pooled)
 
+    def attribute_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net.attribute.predictor(features, labels)
 
-@dataclass
-class Detections:
-    """What one frame's detector pass found, in the detected frame's pixel coordinates."""
+    def anchors(self, height: int, width: int) -> torch.Tensor:
+        return self.net.rpn.anchor_generator(height, width)
 
-    boxes: np.ndarray  # float32 K x 4, x1 y1 x2 y2
-    labels: np.ndarray  # int64 K
-    scores: np.ndarray  # float32 K, descending
-    features: np.ndarray  # float32 K x D
-    width: int
-    height: int
+    def detect(self, images: list[np.ndarray], batch_size: int = 8,
+               precision: Precision | None = None) -> list[dict[str, np.ndarray]]:
+        """uint8 H x W x 3 RGB images of any sizes -> one dict of numpy arrays per image:
+        boxes (N x 4, x1 y1 x2 y2 input pixels), scores, labels (1..C-1), features
+        (N x 2048 float32), attr_labels / attr_scores (N x 16, zero-padded)."""
+        images = [check_image(im) for im in images]
+        resized = [resize_image(im, self.config) for im in images]
+        out: list[dict[str, np.ndarray] | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, r in enumerate(resized):
+            groups.setdefault(r.shape[:2], []).append(i)
+        for members in groups.values():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start:start + batch_size]
+                batch = np.stack([resized[i] for i in chunk])
+                sizes = [(images[i].shape[1], images[i].shape[0]) for i in chunk]
+                for i, result in zip(chunk, self.detect_resized(batch, sizes, precision),
+                                     strict=True):
+                    out[i] = result
+        return out  # type: ignore[return-value]
 
-
-def split_detections(outputs: dict[str, np.ndarray], n_images: int, width: int,
-                     height: int) -> list[Detections]:
-    """Flat detector outputs -> one :class:`Detections` per image."""
-    image = outputs["image_index"]
-    return [Detections(outputs["boxes"][image == i].astype(np.float32),
-                       outputs["labels"][image == i].astype(np.int64),
-                       outputs["scores"][image == i].astype(np.float32),
-                       outputs["features"][image == i].astype(np.float32), width, height)
-            for i in range(n_images)]
-
-
-OUTPUTS = ("boxes", "labels", "scores", "features", "image_index")
+    @torch.inference_mode()
+    def detect_resized(self, batch: np.ndarray, sizes: list[tuple[int, int]],
+                       precision: Precision | None = None) -> list[dict[str, np.ndarray]]:
+        """Already-resized uint8 N x h x w x 3 images of one size; `sizes` the (width,
+        height) of each original, the boxes' target frame."""
+        c, device = self.config, self.device
+        precision = precision or self.precision
+        height, width = batch.shape[1:3]
+        x = normalize(to_device(batch, device), c)
+        with autocast(device, precision):
+            c4, objectness, deltas = self.trunk(x)
+        with self._timed("rpn"):
+            anchors = self.anchors(c4.shape[2], c4.shape[3])
+            proposals = [rpn_proposals(objectness[i], deltas[i], anchors, height, width, c)
+                         for i in range(len(batch))]
+        with self._timed("box_head"), autocast(device, precision):
+            features, logits = self.box_head(pool(c4, proposals, c))
+        features, logits = features.float(), logits.float()
+        with self._timed("postprocess"):
+            kept = []
+            for i, chunk in enumerate(zip(features.split([len(p) for p in proposals]),
+                                          logits.split([len(p) for p in proposals]),
+                                          strict=True)):
+                index, labels, scores = filter_detections(
+                    proposals[i], torch.softmax(chunk[1], -1), c)
+                kept.append((proposals[i][index], labels, scores, chunk[0][index]))
+        with self._timed("box_head"), autocast(device, precision):
+            attr = self.attribute_logits(torch.cat([k[3] for k in kept]),
+                                         torch.cat([k[1] for k in kept]))
+        with self._timed("postprocess"):
+            results = []
+            for (boxes, labels, scores, feats), attr_i, size in zip(
+                    kept, attr.float().split([len(k[1]) for k in kept]), sizes, strict=True):
+                attr_labels, attr_scores = attribute_scores(attr_i, c)
+                boxes = resize_boxes(boxes, (width, height), size)
+                results.append(to_numpy(boxes, scores, labels, feats, attr_labels,
+                                        attr_scores))
+        return results
 
 
-def detect(detector: RegionDetector, frames: np.ndarray, device: torch.device | None = None,
-           batch_size: int = 8, precision: Precision = "auto") -> list[Detections]:
-    """Detections of uint8 N x H x W x 3 frames, `batch_size` frames per forward pass."""
-    frames = _check(frames)
-    device = device or next(detector.parameters()).device
-    out: list[Detections] = []
-    with torch.inference_mode(), autocast(device, precision):
-        for start in range(0, len(frames), batch_size):
-            chunk = frames[start:start + batch_size]
-            result = detector(to_device(chunk, device))
-            arrays = {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
-                      for k, v in zip(OUTPUTS, result, strict=True)}
-            out += split_detections(arrays, len(chunk), frames.shape[2], frames.shape[1])
-    return out
+def to_numpy(*tensors: torch.Tensor) -> dict[str, np.ndarray]:
+    types: tuple[Any, ...] = (np.float32, np.float32, np.int64, np.float32, np.int64,
+                              np.float32)
+    return {k: t.detach().cpu().numpy().astype(d, copy=False)
+            for k, t, d in zip(OUTPUT_KEYS, tensors, types, strict=True)}
 
 
-def export_detector_onnx(detector: RegionDetector, path: str | Path, batch: int, height: int,
-                         width: int) -> Path:
-    """Export for a fixed batch and frame size (the RPN loops over images when traced);
-    :func:`onnx_detect` pads the last batch."""
-    from vlprep.models.onnx_runtime import export
-
-    # a textured example: tracing on blank frames can bake degenerate shapes into the graph
-    generator = torch.Generator().manual_seed(0)
-    example = torch.randint(0, 256, (batch, height, width, 3), dtype=torch.uint8,
-                            generator=generator)
-    from vlprep.models.detector import region_feature_dim
-
-    model = detector.model
-    meta = {"model": "detector", "batch": batch, "height": height, "width": width,
-            "settings": detector.settings.__dict__,
-            "num_classes": int(model.roi_heads.box_predictor.cls_score.out_features),
-            "feature_dim": region_feature_dim(model, detector.settings.region_feature)}
-    dynamic = {name: {0: "n"} for name in OUTPUTS}
-    return export(detector.float().cpu(), (example,), path, ["frames"], list(OUTPUTS),
-                  dynamic, meta)
-
-
-def onnx_detect(session, frames: np.ndarray) -> list[Detections]:
-    """:func:`detect` through an exported detector (an ``OnnxSession``)."""
-    frames = _check(frames)
-    meta = session.metadata
-    batch, height, width = int(meta["batch"]), int(meta["height"]), int(meta["width"])
-    if frames.shape[1:3] != (height, width):
-        raise ValueError(f"frames are {frames.shape[1]}x{frames.shape[2]} but the ONNX detector "
-                         f"was exported for {height}x{width}")
-    out: list[Detections] = []
-    for start in range(0, len(frames), batch):
-        chunk = frames[start:start + batch]
-        padded = np.zeros((batch, height, width, 3), np.uint8)
-        padded[:len(chunk)] = chunk
-        result = session.run(frames=padded)
-        out += split_detections(result, len(chunk), width, height)
-    return out
-
-
-def _check(frames: np.ndarray) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"expected uint8 frames N x H x W x 3, got {frames.dtype} {frames.shape}")
-    return frames
-
-
-def box_geometry(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Oscar's 6-d region geometry: x1/W, y1/H, x2/W, y2/H, w/W, h/H (float32 K x 6)."""
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    scale = np.array([width, height, width, height], np.float32)
-    rel = boxes / scale
-    return np.concatenate([rel, rel[:, 2:3] - rel[:, 0:1], rel[:, 3:4] - rel[:, 1:2]], axis=1)
+def check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(
+            image.shape[:2]) < 1:
+        raise ValueError(f"expected a uint8 H x W x 3 RGB image, got {image.dtype} "
+                         f"{image.shape}")
+    return image

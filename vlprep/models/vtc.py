@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlprep.models.checkpoint import quiet_transformers
 from vlprep.models.clip import CLIP_MEAN, CLIP_STD, CheckpointError
-from vlprep.models.prompter import check_images, normalised_pixels, quiet_transformers
+from vlprep.models.prompter import check_images, normalised_pixels
 
 FORMAT, FORMAT_VERSION = "vlprep.alpro-vtc", 1
 TEMP_RANGE = (0.001, 0.5)

@@ -63,26 +63,33 @@ def manifest_to_state(batch: pa.Table, failed: frozenset[str] = frozenset()) -> 
     return from_records(records)
 
 
-def _journal(spec: StageSpec) -> Journal | None:
+def journal_of(spec: StageSpec) -> Journal | None:
     return Journal(spec.store, spec.name) if spec.store else None
 
 
-def _timed(stage: Stage, records: list[Record], journal: Journal | None,
-           drop: tuple[str, ...] = (), last: bool = False) -> pa.Table:
-    """Run the stage and charge each live video its share of the batch's seconds; then drop
-    the record keys (sampled frames) that no later stage reads, or, after the pass's `last`
-    stage, all but what the driver writes."""
+def run_timed(stage: Stage, records: list[Record], journal: Journal | None,
+              drop: tuple[str, ...] = ()) -> list[Record]:
+    """Run the stage (guarded, journaled) and charge each live video its share of the
+    batch's seconds; then drop the record keys that no later stage reads."""
     live = [r for r in records if not failed(r)]
     started = time.perf_counter()
     run_journaled(stage, records, journal)
     share = (time.perf_counter() - started) / max(1, len(live))
     for record in live:
         charge(record, stage.name, share)
-    if last:  # the pass's last stage: hand the driver only what it writes
-        return from_records(finished(r) for r in records)
     for record in records:
         for key in drop:
             record.pop(key, None)
+    return records
+
+
+def _timed(stage: Stage, records: list[Record], journal: Journal | None,
+           drop: tuple[str, ...] = (), last: bool = False) -> pa.Table:
+    """:func:`run_timed` between Ray blocks; after the pass's `last` stage only what the
+    driver writes travels on."""
+    records = run_timed(stage, records, journal, () if last else drop)
+    if last:  # the pass's last stage: hand the driver only what it writes
+        return from_records(finished(r) for r in records)
     return from_records(records)
 
 
@@ -104,7 +111,7 @@ def _task_stage(spec: StageSpec) -> Stage:
 def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = (),
                    last: bool = False) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), _journal(spec), drop, last)
+    return _timed(_task_stage(spec), to_records(batch), journal_of(spec), drop, last)
 
 
 class StageActor:
@@ -113,7 +120,7 @@ class StageActor:
     def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (), last: bool = False):
         self.stage = spec.build()
         self.stage.setup()
-        self.journal = _journal(spec)
+        self.journal = journal_of(spec)
         self.drop, self.last = drop, last
 
     def __call__(self, batch: pa.Table) -> pa.Table:

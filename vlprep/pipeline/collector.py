@@ -9,7 +9,9 @@ import pyarrow as pa
 
 from vlprep.pipeline.failpoints import failpoint
 from vlprep.pipeline.store import Store
-from vlprep.stages.record import Record, new_error, outputs, timings
+from vlprep.stages.record import Record, new_error, notes, outputs, timings
+
+MAX_NOTES = 1000  # per stage, listed by video in the run summary (all are counted)
 
 
 @dataclass
@@ -17,6 +19,8 @@ class StageCounts:
     videos: int = 0  # videos that reached the stage
     errors: Counter = field(default_factory=Counter)  # reason -> videos
     seconds: float = 0.0  # summed per-video shares of batch wall time (worker time)
+    notes: dict[str, str] = field(default_factory=dict)  # video_id -> note, MAX_NOTES of them
+    noted: int = 0  # videos with a note
 
 
 @dataclass
@@ -34,6 +38,11 @@ class RunCounts:
             stage = self.stages.setdefault(name, StageCounts())
             stage.videos += 1
             stage.seconds += seconds
+        for name, text in notes(record).items():
+            stage = self.stages.setdefault(name, StageCounts())
+            stage.noted += 1
+            if len(stage.notes) < MAX_NOTES:
+                stage.notes[str(record["video_id"])] = text
         error = new_error(record)
         if error:
             stage = self.stages.setdefault(error["stage"], StageCounts())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from vlprep.stages.base import Stage
-from vlprep.stages.record import OUTPUTS, Record, fail, failed, reason_of
+from vlprep.stages.record import OUTPUTS, Record, code_of, fail, failed, reason_of
 
 log = logging.getLogger("vlprep")
 
@@ -32,7 +32,7 @@ def run_guarded(stage: Stage, records: list[Record]) -> list[Record]:
     except Exception as exc:  # noqa: BLE001 - any failure becomes per-video errors below
         if len(live) == 1:
             _restore(live[0], snapshots[0])
-            fail(live[0], stage.name, reason_of(exc))
+            fail(live[0], stage.name, reason_of(exc), code_of(exc))
             return records
         log.info("stage %s failed on a batch of %d (%s); retrying one by one",
                  stage.name, len(live), reason_of(exc))
@@ -42,7 +42,7 @@ def run_guarded(stage: Stage, records: list[Record]) -> list[Record]:
             stage([record])
         except Exception as exc:  # noqa: BLE001
             _restore(record, snapshot)
-            fail(record, stage.name, reason_of(exc))
+            fail(record, stage.name, reason_of(exc), code_of(exc))
     return records
 
 

@@ -1,11 +1,11 @@
 """`vlprep plan JOB`: estimate rows, bytes and time of a run before running it.
 
-A few videos from the manifest go through the job's stages in this process (each stage with
-the threads its declared CPUs give it, as in a Ray worker); their outputs are written to
-Parquet in memory exactly as the store writes them. Rows and bytes per video scale to the
-whole manifest, and every file the run will write adds its fixed cost (schema, footer and
-the recipe the store records in each file); time is the stages' CPU work spread over the
-CPUs, plus set-up.
+A few videos from the manifest go through the job's stages on the local executor, in this
+process (each stage with the threads its declared CPUs give it, as in a Ray worker); their
+outputs are written to Parquet in memory exactly as the store writes them. Rows and bytes
+per video scale to the whole manifest, and every file the run will write adds its fixed
+cost (schema, footer and the recipe the store records in each file); time is the stages'
+CPU work spread over the CPUs, plus set-up.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
-from vlprep.jobs.config import Job
+from vlprep.jobs.config import Job, StageSpec
 from vlprep.jobs.manifest import read_manifest
-from vlprep.pipeline.guard import run_guarded
+from vlprep.pipeline.executors import LocalExecutor
 from vlprep.pipeline.provenance import job_recipe, recipe_json
+from vlprep.pipeline.runner import plan_passes
 from vlprep.pipeline.store import Store, open_filesystem, write_parquet
 from vlprep.stages.base import AggregateStage
-from vlprep.stages.record import ERROR, OUTPUTS
+from vlprep.stages.record import failed, new_error, timings, without_bookkeeping
+from vlprep.stages.record import outputs as record_outputs
 
 RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
 
@@ -103,8 +105,6 @@ def _free_bytes(store: str) -> int | None:
 
 def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
     """Estimate a run of `job` from `sample` videos of its manifest."""
-    import torch
-
     manifest = resolve_manifest(job.manifest)
     total = _count_rows(manifest)
     rows = [dict(r, partition=0) for batch in islice(read_manifest(manifest, batch_rows=sample), 1)
@@ -115,40 +115,28 @@ def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
     partitions = math.ceil(total / job.file.partition_size)
     plan = Plan(videos=total, sampled=len(rows), failed_in_sample=0)
     outputs: dict[str, list[pa.Table]] = defaultdict(list)
-    threads = torch.get_num_threads()
-    passes: list[list[StageEstimate]] = [[]]
+    passes: list[list[StageEstimate]] = []
     # Later passes read what aggregates wrote (the prompter reads `entities`): a scratch
     # store holds those, so planning never touches the job's own store.
     with tempfile.TemporaryDirectory(prefix="vlprep-plan-") as scratch:
-        try:
-            for spec in job.stages:
-                stage = spec.build()
-                stage.store = scratch
-                torch.set_num_threads(max(1, int(spec.resources.num_cpus)))
+        local = LocalExecutor(store=scratch, journal=False, worker_threads=True)
+        for step in plan_passes(job.stages):
+            if step.stages:
+                rows = local.run(step.stages, rows)
+                passes.append([_estimate(spec, rows, local) for spec in step.stages])
+                _collect(rows, outputs)
+                plan.failed_in_sample += sum(new_error(r) is not None for r in rows)
+                rows = [without_bookkeeping(r) for r in rows if not failed(r)]
+            if step.aggregate:
+                spec = step.aggregate
                 started = time.perf_counter()
+                stage = spec.cls(spec.options, spec.resources, spec.name, scratch)
                 stage.setup()
                 setup_s = time.perf_counter() - started
-                if isinstance(stage, AggregateStage):
-                    _collect(rows, outputs)  # the pass before the aggregate is done
-                    plan.failed_in_sample += sum(ERROR in r for r in rows)
-                    rows = [{k: v for k, v in r.items() if k not in (OUTPUTS, ERROR)}
-                            for r in rows if ERROR not in r]
-                    started = time.perf_counter()
-                    _aggregate(stage, outputs, Store(scratch), target)
-                    passes.append([StageEstimate(spec.name, setup_s, 0.0, spec.resources.num_cpus,
-                                                 1, time.perf_counter() - started)])
-                    passes.append([])
-                    continue
                 started = time.perf_counter()
-                run_guarded(stage, rows)
-                per_video = (time.perf_counter() - started) / max(1, len(rows))
-                passes[-1].append(StageEstimate(spec.name, setup_s, per_video,
-                                                spec.resources.num_cpus,
-                                                spec.resources.concurrency))
-        finally:
-            torch.set_num_threads(threads)
-    plan.failed_in_sample += sum(ERROR in r for r in rows)
-    _collect(rows, outputs)
+                _aggregate(stage, outputs, Store(scratch), target)
+                passes.append([StageEstimate(spec.name, setup_s, 0.0, spec.resources.num_cpus,
+                                             1, time.perf_counter() - started)])
     plan.stages = [s for stages in passes for s in stages]
     scale = total / max(1, plan.sampled)
     for name, parts in sorted(outputs.items()):
@@ -168,6 +156,14 @@ def plan_job(job: Job, sample: int = 8, cpus: int | None = None) -> Plan:
         plan.warnings.append(f"the store's filesystem has {plan.free_bytes / 2**30:.1f} GiB free, "
                              f"the run needs about {needed / 2**30:.1f} GiB")
     return plan
+
+
+def _estimate(spec: StageSpec, rows: list[dict], local: LocalExecutor) -> StageEstimate:
+    """A stage's set-up and seconds per video, as the local executor timed them."""
+    seconds = sum(timings(r).get(spec.name, 0.0) for r in rows)
+    return StageEstimate(spec.name, local.setup_seconds.get(spec.name, 0.0),
+                         seconds / max(1, len(rows)), spec.resources.num_cpus,
+                         spec.resources.concurrency)
 
 
 def _aggregate(stage: AggregateStage, outputs: dict[str, list[pa.Table]], scratch: Store,
@@ -197,5 +193,5 @@ def _pass_seconds(stages: list[StageEstimate], videos: int, cpus: float) -> floa
 
 def _collect(records: list[dict], outputs: dict[str, list[pa.Table]]) -> None:
     for record in records:
-        for table, rows in record.get(OUTPUTS, {}).items():
+        for table, rows in record_outputs(record).items():
             outputs[table].append(rows)

@@ -19,10 +19,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vlprep.errors import VideoError
 from vlprep.jobs.idset import IdSet
 from vlprep.jobs.manifest import has_scheme, read_manifest
 from vlprep.schemas.manifest import MANIFEST
+from vlprep.stages.record import error_of, outputs
 
 STATUSES = ("ok", "missing", "unreadable", "no_video_stream", "over_caps", "duplicate")
 SCAN_REPORT = pa.schema([
@@ -45,11 +45,11 @@ class ScanResult:
     manifest: Path
 
 
-def _status_of(exc: Exception) -> str:
-    code = exc.code if isinstance(exc, VideoError) else None
+def _status_of(error: dict) -> str:
+    code = error.get("code")
     if code in STATUSES and code != "unreadable":
         return code
-    text = str(exc).lower()
+    text = error["error"].lower()
     if "no video stream" in text:
         return "no_video_stream"
     if "max_" in text or "too large" in text or "exceeds" in text:
@@ -57,24 +57,31 @@ def _status_of(exc: Exception) -> str:
     return "unreadable"
 
 
+_LOCAL: dict[str, Any] = {}  # per worker process: the local executor and its probe stage
+
+
 def probe_row(row: dict[str, Any], probe_options: dict[str, Any]) -> dict[str, Any]:
-    """Probe one row (in a worker process) and return its report row."""
-    from vlprep.stages.base import Resources
+    """Probe one row (in a worker process, on the local executor) and return its report
+    row."""
+    from vlprep.jobs.config import StageSpec
+    from vlprep.pipeline.executors import LocalExecutor
     from vlprep.stages.probe import ProbeStage
 
     out = {"video_id": row["video_id"], "path": row["path"], "status": "ok", "reason": None}
     path = row["path"]
     if not has_scheme(path) and not os.path.exists(path):
         return {**out, "status": "missing", "reason": "no such file"}
-    stage = ProbeStage(ProbeStage.Options(**probe_options), Resources())
-    record = dict(row)
-    try:
-        stage.setup()
-        stage.process(record)
-    except Exception as exc:  # noqa: BLE001 - every failure is a status, never a crash
-        return {**out, "status": _status_of(exc), "reason": " ".join(str(exc).split())}
-    probe = record.get("probe") or {}
-    return {**out, **{k: probe.get(k) for k in ("duration", "width", "height", "file_size")}}
+    key = json.dumps(probe_options, sort_keys=True)
+    if _LOCAL.get("key") != key:
+        spec = StageSpec("probe", ProbeStage, ProbeStage.Options(**probe_options),
+                         ProbeStage.default_resources)
+        _LOCAL.update(key=key, spec=spec, executor=LocalExecutor(journal=False))
+    [record] = _LOCAL["executor"].run([_LOCAL["spec"]], [dict(row, partition=0)])
+    error = error_of(record)
+    if error:  # every failure is a status, never a crash
+        return {**out, "status": _status_of(error), "reason": error["error"]}
+    info = [r.to_pylist()[0] for t, r in outputs(record).items() if t == "videos"][0]
+    return {**out, **{k: info.get(k) for k in ("duration", "width", "height", "file_size")}}
 
 
 def probe_options_of(job: Any) -> dict[str, Any]:

@@ -148,7 +148,11 @@ class CardMaker:
     # frames ------------------------------------------------------------------------------
     def frames(self, source: FrameSource, card: Card, rotation: int | None,
                expected: list[int]) -> tuple[Any, str | None]:
-        """Re-decoded frames, and a loud note when they are not the rows' frames."""
+        """Re-decoded frames, and a loud note when they are not the rows' frames. A failed
+        video with no rows here is not decoded again (it may be the one that hangs)."""
+        if not expected and card.errors:
+            stages = ", ".join(sorted({e["stage"] for e in card.errors}))
+            return None, f"no rows from {source.reader}: the video failed ({stages})"
         try:
             sampled = self.decoder.decode(source, card.video_id, card.path, rotation)
         except Exception as e:  # noqa: BLE001 - a bad video: its card says why

@@ -34,6 +34,11 @@ REGIONS = table_schema("regions", [
     pa.field("features", pa.list_(fp16_vector(1024)), nullable=False),  # region features
     # Oscar's box geometry: x1/W, y1/H, x2/W, y2/H, w/W, h/H
     pa.field("geometry", pa.list_(pa.list_(pa.float32(), 6)), nullable=False),
+    # per box, the attributes a detector with an attribute head gives (VinVL: those above
+    # 0.05, at most 16, by descending score; ids 1..524 of attribute_to_idx); null otherwise
+    pa.field("attr_ids", pa.list_(pa.list_(pa.int16()))),
+    pa.field("attr_names", pa.list_(pa.list_(pa.string()))),
+    pa.field("attr_scores", pa.list_(pa.list_(pa.float32()))),
 ])
 
 TRAJECTORIES = table_schema("trajectories", [

@@ -12,7 +12,7 @@ row for that video and the rest of the batch goes on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar, get_args
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,21 +84,28 @@ class Contract:
     tables: tuple[str, ...] = ()  # store tables the stage emits
 
 
-class Stage(Generic[OptionsT]):
-    """Base class of all per-video stages, generic in its options model.
+def _options_from_generic(cls: type) -> None:
+    """``Options`` is the class's options type argument (``Stage[ClipOptions]``), so it is
+    written once; a class may still set it itself."""
+    if "Options" in vars(cls):
+        return
+    for base in getattr(cls, "__orig_bases__", ()):
+        for arg in get_args(base):
+            if isinstance(arg, type) and issubclass(arg, StageOptions):
+                setattr(cls, "Options", arg)  # noqa: B010 - a ClassVar of the subclass
+                return
 
-    Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions model,
-    the class's OptionsT), ``stateful`` (True when ``setup`` loads something worth keeping: the
-    runner then uses an actor pool), ``tables`` (the store tables the stage emits),
-    ``default_resources`` (what a job file's num_cpus/num_gpus/batch_size/concurrency keys
-    override), and :meth:`contract` when it reads or writes record keys.
-    """
+
+class _Configured(Generic[OptionsT]):
+    """What every stage is built from: its options, resources, name and the job's store."""
 
     kind: ClassVar[str] = ""
     Options: ClassVar[type[StageOptions]] = StageOptions
-    stateful: ClassVar[bool] = False
     tables: ClassVar[tuple[str, ...]] = ()
-    default_resources: ClassVar[Resources] = Resources()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        _options_from_generic(cls)
 
     def __init__(self, options: OptionsT, resources: Resources, name: str | None = None,
                  store: str | None = None):
@@ -106,6 +113,21 @@ class Stage(Generic[OptionsT]):
         self.resources = resources
         self.name = name or self.kind
         self.store = store  # the job's store URI, for stages that read earlier tables
+
+
+class Stage(_Configured[OptionsT]):
+    """Base class of all per-video stages, generic in its options model.
+
+    Subclasses set ``kind`` (the name used in job files), ``Options`` (a StageOptions
+    model; by default the class's type argument, ``Stage[ProbeOptions]``), ``stateful``
+    (True when ``setup`` loads something worth keeping: the runner then uses an actor
+    pool), ``tables`` (the store tables the stage emits), ``default_resources`` (what a
+    job file's num_cpus/num_gpus/batch_size/concurrency keys override), and
+    :meth:`contract` when it reads or writes record keys.
+    """
+
+    stateful: ClassVar[bool] = False
+    default_resources: ClassVar[Resources] = Resources()
 
     @classmethod
     def contract(cls, options: OptionsT) -> Contract:
@@ -127,7 +149,7 @@ class Stage(Generic[OptionsT]):
         raise NotImplementedError(f"stage {self.kind!r} implements neither __call__ nor process")
 
 
-class AggregateStage(Generic[OptionsT]):
+class AggregateStage(_Configured[OptionsT]):
     """A corpus-wide stage: it reads a whole table written by the stages before it.
 
     The runner runs :meth:`partial` on batches of ``source`` (only ``columns``) in parallel,
@@ -136,20 +158,10 @@ class AggregateStage(Generic[OptionsT]):
     aggregate stage run in a later pass and may read its tables (``self.store``).
     """
 
-    kind: ClassVar[str] = ""
-    Options: ClassVar[type[StageOptions]] = StageOptions
     source: ClassVar[str] = ""
     columns: ClassVar[tuple[str, ...]] = ()
     keys: ClassVar[tuple[str, ...]] = ()
-    tables: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources(batch_size=4096)
-
-    def __init__(self, options: OptionsT, resources: Resources, name: str | None = None,
-                 store: str | None = None):
-        self.options: OptionsT = options
-        self.resources = resources
-        self.name = name or self.kind
-        self.store = store
 
     @classmethod
     def contract(cls, options: OptionsT) -> Contract:

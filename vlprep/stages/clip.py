@@ -21,9 +21,9 @@ from pydantic import ConfigDict, Field, model_validator
 
 from vlprep.columns import list_of_vectors
 from vlprep.schemas import CLIP_FRAMES, with_vector_dims
-from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Contract, Record, Resources, Stage, emit
-from vlprep.stages.frames import SampledFrames, get_frames
+from vlprep.stages.backbone import BackboneOptions, BackboneStage, Encoder, Runtime, table_of
+from vlprep.stages.base import Record, Resources
+from vlprep.stages.frames import SampledFrames
 
 
 def clip_frames_schema(projection_dim: int, hidden_size: int) -> pa.Schema:
@@ -62,52 +62,47 @@ class ClipOptions(BackboneOptions):
         return self.patch_grid if self.patch_tokens == "grid" else None
 
 
-class ClipStage(Stage[ClipOptions]):
+class ClipStage(BackboneStage[ClipOptions], kind="clip", table="clip_frames",
+                resources=Resources(num_cpus=1.0, batch_size=4, concurrency=1)):
     """Adds nothing to the record; emits the `clip_frames` rows of each video."""
 
-    kind = "clip"
-    Options = ClipOptions
-    stateful = True
-    tables = ("clip_frames",)
-    default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
-
-    model: Any = None
-
-    @classmethod
-    def contract(cls, options: ClipOptions) -> Contract:
-        return Contract(reads=(options.frames,), tables=cls.tables)
-
-    def setup(self) -> None:
-        if self.model is not None:
-            return
+    def load(self) -> Runtime:
         # Imported here so that building the stage (job validation) does not load transformers.
-        from vlprep.models.accel import resolve_device
         from vlprep.models.clip import ClipFeatures, load_clip, random_clip
 
         opts = self.options
-        self.device = resolve_device(opts.device)
         block = None if opts.patch_tokens == "none" else opts.patch_block
         if opts.checkpoint and opts.checkpoint.endswith(".onnx"):
-            self.model = self._onnx_session(Path(opts.checkpoint), block)
+            runtime = self._onnx(Path(opts.checkpoint), block)
         else:
             model = (random_clip(opts.seed, opts.vision_config) if opts.init == "random"
-                     else load_clip(opts.checkpoint))  # type: ignore[arg-type]
+                     else load_clip(opts.checkpoint_path))
             features = ClipFeatures(model, block, opts.grid)
-            if opts.runtime == "onnx":
-                self.model = self._export(features)
-            else:
-                self.model = features.to(self.device)
-        meta = self._meta()
-        self.schema = clip_frames_schema(meta["projection_dim"], meta["hidden_size"])
+            runtime = self._export(features) if opts.runtime == "onnx" else \
+                self._torch(features.to(self.device))
+        self.schema = clip_frames_schema(runtime.dims["projection_dim"],
+                                         runtime.dims["hidden_size"])
+        return runtime
 
-    def _export(self, features: Any) -> Any:
+    def _torch(self, features: Any) -> Encoder:
+        from vlprep.models.clip import clip_features
+
+        opts = self.options
+        config = features.model.config
+        return Encoder("torch", lambda frames: clip_features(
+            features, frames, self.device, opts.frame_batch, opts.precision), features,
+            {"projection_dim": int(config.projection_dim),
+             "hidden_size": int(config.hidden_size)})
+
+    def _export(self, features: Any) -> Encoder:
         from vlprep.models.clip import export_clip_onnx
 
         with tempfile.TemporaryDirectory(prefix="vlprep-clip-onnx-") as tmp:
             path = export_clip_onnx(features, Path(tmp) / "clip.onnx")
-            return self._onnx_session(path, features.patch_block)
+            return self._onnx(path, features.patch_block)
 
-    def _onnx_session(self, path: Path, block: int | None) -> Any:
+    def _onnx(self, path: Path, block: int | None) -> Encoder:
+        from vlprep.models.clip import onnx_clip_features
         from vlprep.models.onnx_runtime import OnnxSession
 
         opts = self.options
@@ -121,40 +116,14 @@ class ClipStage(Stage[ClipOptions]):
             raise ValueError(f"{path}: exported with patch_block={meta['patch_block']}, "
                              f"patch_grid={meta['patch_grid']}; the job asks for "
                              f"patch_tokens={opts.patch_tokens}, patch_block={block}")
-        return session
+        return Encoder("onnx", lambda frames: onnx_clip_features(session, frames,
+                                                                 opts.frame_batch), session,
+                       {k: int(meta[k]) for k in ("projection_dim", "hidden_size")})
 
-    def _meta(self) -> dict[str, Any]:
-        if hasattr(self.model, "metadata"):
-            return self.model.metadata
-        config = self.model.model.config
-        return {"projection_dim": int(config.projection_dim),
-                "hidden_size": int(config.hidden_size)}
-
-    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(embeddings N x D, patch tokens N x P x hidden) of uint8 frames."""
-        from vlprep.models.clip import clip_features, onnx_clip_features
-
-        opts = self.options
-        if hasattr(self.model, "metadata"):
-            return onnx_clip_features(self.model, frames, opts.frame_batch)
-        return clip_features(self.model, frames, self.device, opts.frame_batch, opts.precision)
-
-    def __call__(self, batch: list[Record]) -> list[Record]:
-        self.setup()
-        opts = self.options
-        sampled = [get_frames(record, opts.frames) for record in batch]
-        embeddings, patches = self.encode(np.concatenate([s.frames for s in sampled]))
-        start = 0
-        for record, s in zip(batch, sampled, strict=True):
-            n = len(s)
-            rows = self.rows(record, s, embeddings[start:start + n], patches[start:start + n])
-            emit(record, "clip_frames", rows)
-            start += n
-        return batch
-
-    def rows(self, record: Record, sampled: SampledFrames, embeddings: np.ndarray,
-             patches: np.ndarray | None = None) -> pa.Table:
+    def rows(self, record: Record, sampled: SampledFrames, outputs: Any, extra: Any = None
+             ) -> pa.Table:
         """One row per frame; the vectors go in as one flat fp16 buffer (no per-row lists)."""
+        embeddings, patches = outputs
         n, dim = embeddings.shape
         flat = pa.array(np.ascontiguousarray(embeddings, dtype=np.float16).reshape(-1))
         token_type = self.schema.field("patch_tokens").type
@@ -165,12 +134,12 @@ class ClipStage(Stage[ClipOptions]):
             grid = pa.array(np.full(n, round(p ** 0.5), np.int16))
             tokens = list_of_vectors(patches.astype(np.float16), np.arange(n + 1) * p,
                                      patches.shape[2], pa.float16())
-        return pa.Table.from_arrays([
-            pa.array([record["video_id"]] * n, pa.string()),
-            pa.array(np.asarray(sampled.indices, dtype=np.int32)),
-            pa.array(np.asarray(sampled.times, dtype=np.float32)),
-            pa.array(np.arange(n, dtype=np.int16)),
-            pa.FixedSizeListArray.from_arrays(flat, dim),
-            grid,
-            tokens,
-        ], schema=self.schema)
+        return table_of(self.schema, {
+            "video_id": pa.array([record["video_id"]] * n, pa.string()),
+            "frame_index": pa.array(np.asarray(sampled.indices, dtype=np.int32)),
+            "time": pa.array(np.asarray(sampled.times, dtype=np.float32)),
+            "sample_rank": pa.array(np.arange(n, dtype=np.int16)),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
+            "patch_grid": grid,
+            "patch_tokens": tokens,
+        })

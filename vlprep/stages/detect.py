@@ -1,10 +1,13 @@
-"""VinVL-style object detection with region features: one `regions` row per sampled frame.
+"""Object detection with region features: one `regions` row per sampled frame.
 
-Stateful: a torchvision Faster R-CNN is loaded once per worker from a state dict (or an ONNX
-export run by onnxruntime), with VinVL's test settings (score 0.2, NMS 0.5, 10 to 100 boxes
-per frame). All frames of a batch of videos go through the detector together, ``frame_batch``
-at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry. The detections
-(without features) are also left on the record under ``key`` for the trajectories stage.
+Stateful: the detector is loaded once per worker. ``architecture: vinvl_x152c4`` is VinVL's
+published X152-C4 with attributes (:mod:`vlprep.stages.detect_vinvl`, 2,048-d features, VinVL's
+own settings); the other architectures are torchvision Faster R-CNNs from a state dict (or an
+ONNX export run by onnxruntime) with VinVL-style test settings (score 0.2, NMS 0.5, 10 to 100
+boxes per frame). All frames of a batch of videos go through the detector together,
+``frame_batch`` at a time. Each box gets a region feature (fp16) and Oscar's 6-d geometry.
+The detections (without features) are also left on the record under ``key`` for the
+trajectories stage.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from pydantic import Field, model_validator
 
 from vlprep.columns import list_of_vectors
 from vlprep.schemas import REGIONS, with_vector_dims
-from vlprep.stages.backbone import BackboneOptions
-from vlprep.stages.base import Contract, Record, Resources, Stage, emit
-from vlprep.stages.frames import SampledFrames, get_frames
+from vlprep.stages.backbone import BackboneOptions, BackboneStage, Encoder, Runtime, table_of
+from vlprep.stages.base import Record, Resources
+from vlprep.stages.frames import SampledFrames
 
 
 @dataclass
@@ -45,12 +48,13 @@ class DetectOptions(BackboneOptions):
     speed_only = frozenset({"frame_batch"})
 
     checkpoint: str | None = Field(
-        default=None, description="torchvision Faster R-CNN state dict (.pth/.safetensors) "
-                                  "or its ONNX export")
-    architecture: Literal["resnet50_fpn", "resnet50_fpn_v2", "mobilenet_v3_large_fpn",
-                          "resnet18_fpn"] = "resnet50_fpn_v2"
+        default=None, description="vinvl_x152c4: vinvl_vg_x152c4.pth; else a torchvision "
+                                  "Faster R-CNN state dict (.pth/.safetensors) or its ONNX export")
+    architecture: Literal["vinvl_x152c4", "resnet50_fpn", "resnet50_fpn_v2",
+                          "mobilenet_v3_large_fpn", "resnet18_fpn"] = "resnet50_fpn_v2"
     label_map: str | None = Field(
-        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file")
+        default=None, description="coco, or a VinVL VG-SGG-dicts JSON / list JSON / text file "
+                                  "(vinvl_x152c4: VG-SGG-dicts-vgoi6-clipped.json)")
     num_classes: int | None = Field(default=None, gt=1, description="init: random only; "
                                     "default: the label map's size, else 1595 (VinVL)")
     min_size: int = Field(default=600, gt=0, description="test resize: shorter side")
@@ -63,6 +67,9 @@ class DetectOptions(BackboneOptions):
     class_candidates: int = Field(default=10, gt=0, description="classes per proposal in NMS")
     region_feature: Literal["head", "roi"] = Field(
         default="head", description="box-head representation, or mean of the RoIAlign map")
+    nms_convention: Literal["torchvision", "legacy"] = Field(
+        default="torchvision", description="vinvl_x152c4: torchvision's NMS (what the head "
+                                           "commit calls) or the compiled kernel's +1 area")
     runtime: Literal["torch", "onnx"] = "torch"
     frame_batch: int = Field(default=8, gt=0, description="frames per forward pass")
     key: str = Field(default="detections", description="record key the detections go under")
@@ -76,44 +83,46 @@ class DetectOptions(BackboneOptions):
             raise ValueError(f"label_map {self.label_map!r}: no such file (or use coco)")
         if self.min_detections > self.max_detections:
             raise ValueError("min_detections cannot exceed max_detections")
+        if self.architecture == "vinvl_x152c4":
+            if self.label_map is not None and not self.label_map.endswith(".json"):
+                raise ValueError("vinvl_x152c4: label_map is VinVL's VG-SGG-dicts JSON")
+            wrong = {"num_classes", "class_candidates", "region_feature"} & self.model_fields_set
+            if wrong:
+                raise ValueError(f"{sorted(wrong)[0]} applies to the torchvision architectures "
+                                 "only (vinvl_x152c4 is VinVL's fixed network)")
+            if self.checkpoint and self.checkpoint.endswith(".onnx"):
+                raise ValueError("vinvl_x152c4 takes the .pth (runtime: onnx exports it)")
         return self
 
 
-class DetectStage(Stage[DetectOptions]):
+class DetectStage(BackboneStage[DetectOptions], kind="detect", table="regions",
+                  resources=Resources(num_cpus=1.0, batch_size=2, concurrency=1)):
     """Leaves a DetectedFrames under ``key``; emits the `regions` rows of each video."""
 
-    kind = "detect"
-    Options = DetectOptions
-    stateful = True
-    tables = ("regions",)
-    default_resources = Resources(num_cpus=1.0, batch_size=2, concurrency=1)
-
-    model: Any = None
-
     @classmethod
-    def contract(cls, options: DetectOptions) -> Contract:
-        return Contract(reads=(options.frames,), writes=(options.key,), tables=cls.tables)
+    def leaves(cls, options: DetectOptions) -> tuple[str, ...]:
+        return (options.key,)
 
-    def setup(self) -> None:
-        if self.model is not None:
-            return
+    def load(self) -> Runtime:
         from vlprep.models import detector as det
-        from vlprep.models.accel import resolve_device
-        from vlprep.models.vinvl import RegionDetector, VinvlSettings
+        from vlprep.models.region_detector import RegionDetector, VinvlSettings, detect
 
         opts = self.options
-        self.device = resolve_device(opts.device)
+        if opts.architecture == "vinvl_x152c4":
+            from vlprep.stages.detect_vinvl import VinvlBackend
+
+            backend = VinvlBackend(opts, self.device)
+            self.names, self.attributes = backend.names, backend.attributes
+            self.schema = with_vector_dims(REGIONS, features=backend.feature_dim)
+            return Encoder(opts.runtime, backend, backend.model,
+                           {"num_classes": len(backend.names),
+                            "feature_dim": backend.feature_dim})
+        self.attributes: list[str] | None = None
         settings = VinvlSettings(opts.score_thresh, opts.nms_thresh, opts.min_detections,
                                  opts.max_detections, opts.class_candidates, opts.region_feature)
         sizes = dict(min_size=opts.min_size, max_size=opts.max_size, proposals=opts.proposals)
         if opts.checkpoint and opts.checkpoint.endswith(".onnx"):
-            from vlprep.models.onnx_runtime import OnnxSession
-
-            self.model = OnnxSession(opts.checkpoint, self.device)
-            meta = self.model.metadata
-            if meta.get("model") != "detector":
-                raise ValueError(f"{opts.checkpoint}: not a vlprep detector export")
-            num_classes, dim = int(meta["num_classes"]), int(meta["feature_dim"])
+            runtime = self._onnx_session(Path(opts.checkpoint))
         else:
             if opts.init == "random":
                 classes = opts.num_classes or (
@@ -121,55 +130,55 @@ class DetectStage(Stage[DetectOptions]):
                     else det.VG_CLASSES + 1)
                 model = det.random_detector(opts.seed, opts.architecture, classes, **sizes)
             else:
-                model = det.load_detector(opts.checkpoint, opts.architecture,  # type: ignore
-                                          **sizes)
-            num_classes = int(model.roi_heads.box_predictor.cls_score.out_features)
-            dim = det.region_feature_dim(model, opts.region_feature)
-            self.model = RegionDetector(model, settings).to(self.device)
-        self.names = det.label_names(opts.label_map, num_classes)
-        self.schema = with_vector_dims(REGIONS, features=dim)
+                model = det.load_detector(opts.checkpoint_path, opts.architecture, **sizes)
+            dims = {"num_classes": int(model.roi_heads.box_predictor.cls_score.out_features),
+                    "feature_dim": det.region_feature_dim(model, opts.region_feature)}
+            region = RegionDetector(model, settings).to(self.device)
+            runtime = Encoder("torch", lambda frames: detect(
+                region, frames, self.device, opts.frame_batch, opts.precision), region, dims)
+            if opts.runtime == "onnx":  # exported on first use: traced for one frame size
+                runtime = Encoder("onnx", self._export_on_first_call(region), None, dims)
+        self.names = det.label_names(opts.label_map, runtime.dims["num_classes"])
+        self.schema = with_vector_dims(REGIONS, features=runtime.dims["feature_dim"])
+        return runtime
 
-    def _onnx(self, frames: np.ndarray) -> Any:
-        """Export on first use (the graph is traced for one frame size and batch)."""
+    def _onnx_session(self, path: Path) -> Encoder:
         from vlprep.models.onnx_runtime import OnnxSession
-        from vlprep.models.vinvl import export_detector_onnx
+        from vlprep.models.region_detector import onnx_detect
 
-        opts = self.options
-        with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
-            path = export_detector_onnx(self.model.cpu(), Path(tmp) / "detector.onnx",
-                                        opts.frame_batch, frames.shape[1], frames.shape[2])
-            return OnnxSession(path, self.device)
+        session = OnnxSession(path, self.device)
+        meta = session.metadata
+        if meta.get("model") != "detector":
+            raise ValueError(f"{path}: not a vlprep detector export")
+        return Encoder("onnx", lambda frames: onnx_detect(session, frames), session,
+                       {k: int(meta[k]) for k in ("num_classes", "feature_dim")})
 
-    def detect(self, frames: np.ndarray) -> list[Any]:
-        from vlprep.models.vinvl import detect, onnx_detect
+    def _export_on_first_call(self, region: Any) -> Any:
+        from vlprep.models.region_detector import export_detector_onnx
 
-        opts = self.options
-        if opts.runtime == "onnx" and not hasattr(self.model, "metadata"):
-            self.model = self._onnx(frames)
-        if hasattr(self.model, "metadata"):
-            return onnx_detect(self.model, frames)
-        return detect(self.model, frames, self.device, opts.frame_batch, opts.precision)
+        def run(frames: np.ndarray) -> Any:
+            if not isinstance(self.model, Encoder) or self.model.model is None:
+                with tempfile.TemporaryDirectory(prefix="vlprep-detector-onnx-") as tmp:
+                    path = export_detector_onnx(region.cpu(), Path(tmp) / "detector.onnx",
+                                                self.options.frame_batch, frames.shape[1],
+                                                frames.shape[2])
+                    self.model = self._onnx_session(path)
+            return self.model(frames)
 
-    def __call__(self, batch: list[Record]) -> list[Record]:
-        self.setup()
-        opts = self.options
-        sampled = [get_frames(record, opts.frames) for record in batch]
-        found = self.detect(np.concatenate([s.frames for s in sampled]))
-        start = 0
-        for record, s in zip(batch, sampled, strict=True):
-            dets = found[start:start + len(s)]
-            start += len(s)
-            emit(record, "regions", self.rows(record, s, dets))
-            height, width = s.frames.shape[1:3]
-            record[opts.key] = DetectedFrames(
-                [d.boxes for d in dets], [d.labels for d in dets], [d.scores for d in dets],
-                self.names, np.asarray(s.indices, np.int64), int(width), int(height))
-        return batch
+        return run
 
-    def rows(self, record: Record, sampled: SampledFrames, dets: list[Any]) -> pa.Table:
+    def leave(self, record: Record, sampled: SampledFrames, outputs: list[Any]) -> None:
+        height, width = sampled.frames.shape[1:3]
+        record[self.options.key] = DetectedFrames(
+            [d.boxes for d in outputs], [d.labels for d in outputs], [d.scores for d in outputs],
+            self.names, np.asarray(sampled.indices, np.int64), int(width), int(height))
+
+    def rows(self, record: Record, sampled: SampledFrames, outputs: list[Any], extra: Any = None
+             ) -> pa.Table:
         """One row per frame; every per-box column is one flat buffer plus offsets."""
-        from vlprep.models.vinvl import box_geometry
+        from vlprep.models.region_detector import box_geometry
 
+        dets = outputs
         n = len(dets)
         offsets = np.concatenate([[0], np.cumsum([len(d.scores) for d in dets])])
         labels = np.concatenate([d.labels for d in dets]).astype(np.int32)
@@ -179,17 +188,33 @@ class DetectStage(Stage[DetectOptions]):
         features = np.concatenate([d.features for d in dets]).reshape(-1, dim)
         names = pa.array([self.names[i] for i in labels], pa.string())
         off = pa.array(offsets.astype(np.int32))
-        return pa.Table.from_arrays([
-            pa.array([record["video_id"]] * n, pa.string()),
-            pa.array(np.asarray(sampled.indices, np.int32)),
-            pa.array(np.asarray(sampled.times, np.float32)),
-            pa.array(np.arange(n, dtype=np.int16)),
-            pa.array(np.array([d.width for d in dets], np.int32)),
-            pa.array(np.array([d.height for d in dets], np.int32)),
-            list_of_vectors(boxes.astype(np.float32), offsets, 4, pa.float32()),
-            pa.ListArray.from_arrays(off, pa.array(labels)),
-            pa.ListArray.from_arrays(off, names),
-            pa.ListArray.from_arrays(off, pa.array(np.concatenate([d.scores for d in dets]))),
-            list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
-            list_of_vectors(geometry, offsets, 6, pa.float32()),
-        ], schema=self.schema)
+        return table_of(self.schema, {
+            "video_id": pa.array([record["video_id"]] * n, pa.string()),
+            "frame_index": pa.array(np.asarray(sampled.indices, np.int32)),
+            "time": pa.array(np.asarray(sampled.times, np.float32)),
+            "sample_rank": pa.array(np.arange(n, dtype=np.int16)),
+            "width": pa.array(np.array([d.width for d in dets], np.int32)),
+            "height": pa.array(np.array([d.height for d in dets], np.int32)),
+            "boxes": list_of_vectors(boxes.astype(np.float32), offsets, 4, pa.float32()),
+            "classes": pa.ListArray.from_arrays(off, pa.array(labels)),
+            "class_names": pa.ListArray.from_arrays(off, names),
+            "scores": pa.ListArray.from_arrays(off, pa.array(np.concatenate([d.scores
+                                                                             for d in dets]))),
+            "features": list_of_vectors(features.astype(np.float16), offsets, dim, pa.float16()),
+            "geometry": list_of_vectors(geometry, offsets, 6, pa.float32()),
+            **self.attribute_columns(dets, offsets),
+        })
+
+    def attribute_columns(self, dets: list[Any], offsets: np.ndarray) -> dict[str, pa.Array]:
+        """attr_ids / attr_names / attr_scores: a list per box; null without an attribute
+        head."""
+        columns = ("attr_ids", "attr_names", "attr_scores")
+        types = [self.schema.field(c).type for c in columns]
+        if self.attributes is None:
+            return {c: pa.nulls(len(dets), t) for c, t in zip(columns, types, strict=True)}
+        ids = [a.astype(np.int16) for d in dets for a in d.attr_ids]
+        names = [[self.attributes[i] for i in a] for a in ids]
+        scores = [s.astype(np.float32) for d in dets for s in d.attr_scores]
+        off = pa.array(offsets.astype(np.int32))
+        return {c: pa.ListArray.from_arrays(off, pa.array(v, t.value_type))
+                for c, v, t in zip(columns, (ids, names, scores), types, strict=True)}

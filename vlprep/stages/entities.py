@@ -34,7 +34,6 @@ class EntitiesStage(AggregateStage[EntitiesOptions]):
     """Counts `texts.nouns` lemmas corpus-wide; writes `entities` (rank, lemma, count)."""
 
     kind = "entities"
-    Options = EntitiesOptions
     source = "texts"
     columns = ("source", "nouns")
     keys = ("lemma",)
@@ -76,7 +75,7 @@ def read_entities(store: str) -> list[str]:
     """The entity lemmas of a store in rank order (entity id = list index)."""
     import pyarrow.dataset as pads
 
-    from vlprep.pipeline.store import open_filesystem
+    from vlprep.store.fs import open_filesystem
 
     fs, root = open_filesystem(store)
     path = f"{root}/entities"

@@ -35,6 +35,8 @@ class SampledFrames:
     window: int = 0  # frames per window when window_starts is set (frames = windows x window)
     fps: float = 0.0  # the source's average frame rate
     frame_count: int = 0  # frames in the source (its presentation-order timeline)
+    decoder: str = ""  # the backend that decoded them (pyav after a fallback)
+    fallback: str | None = None  # why the chosen decoder did not (sample option fallback)
 
     def __len__(self) -> int:
         return len(self.frames)

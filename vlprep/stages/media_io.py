@@ -121,7 +121,7 @@ def _cache() -> _Cache:
 
 
 def _open(uri: str) -> tuple[pafs.FileSystem, str]:
-    from vlprep.pipeline.store import open_filesystem  # pyarrow's filesystems, then fsspec's
+    from vlprep.store.fs import open_filesystem  # pyarrow's filesystems, then fsspec's
 
     try:
         return open_filesystem(uri)

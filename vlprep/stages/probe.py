@@ -40,7 +40,6 @@ class ProbeStage(Stage[ProbeOptions]):
     """Adds ``probe`` (see :func:`probe_video`) and emits the video's `videos` row."""
 
     kind = "probe"
-    Options = ProbeOptions
     stateful = False
     tables = ("videos",)
     default_resources = Resources(num_cpus=1.0, batch_size=16)

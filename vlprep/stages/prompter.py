@@ -26,31 +26,25 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from vlprep.columns import list_rows
 from vlprep.models.accel import Precision
 from vlprep.schemas import SOFT_LABELS
-from vlprep.stages.base import (
-    Contract,
-    Record,
-    Resources,
-    Stage,
-    VideoError,
-    WeightsOptions,
-    emit,
-)
+from vlprep.stages.backbone import BackboneStage, Encoder, ModelOptions, Runtime
+from vlprep.stages.base import Contract, Record, Resources, VideoError
 from vlprep.stages.crops import crop_view, sample_boxes
-from vlprep.stages.frames import get_frames
+from vlprep.stages.frames import SampledFrames
 
 FULL_TYPE = pa.list_(pa.float16())
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-class PrompterOptions(WeightsOptions):
+class PrompterOptions(ModelOptions):
     """`checkpoint`: a CLIP model directory (both towers), a VTC checkpoint directory, or
     ALPRO's `prompter_pretrained.pt` (`prompter: alpro`, with a BERT `tokenizer` directory)."""
 
     # `model_config` is pydantic's own attribute, so the job key is an alias of `clip_config`.
     model_config = ConfigDict(populate_by_name=True)
-    speed_only = frozenset({"device", "frame_batch", "text_batch", "prompt_cache"})
+    speed_only = frozenset({"frame_batch", "text_batch", "prompt_cache"})
 
     prompter: Literal["clip", "alpro-vtc", "alpro"] = Field(
         default="clip", description="CLIP model dir, a `vlprep train alpro --vtc-only` dir, "
@@ -61,8 +55,6 @@ class PrompterOptions(WeightsOptions):
     tokenizer: str | None = Field(
         default=None, description="CLIP tokenizer dir or builtin:demo (default: checkpoint); "
         "alpro: a bert-base-uncased tokenizer dir")
-    device: str = "auto"
-    frames: str = Field(default="frames", description="record key of the sampled frames")
     num_crops: int = Field(default=4, gt=0, description="K crops per video")
     crop_seed: int = Field(default=0, ge=0, description="crops depend on (crop_seed, video)")
     crop_scale: tuple[float, float] = (0.3, 0.5)
@@ -137,44 +129,48 @@ def build_prompter(opts: PrompterOptions):
         speed = {"precision": opts.precision, "video_batch": max(1, opts.frame_batch // 4),
                  "text_batch": opts.text_batch}
         if opts.init == "random":
-            return AlproPrompter.random(load_tokenizer(opts.tokenizer, "bert"),  # type: ignore[arg-type]
+            return AlproPrompter.random(load_tokenizer(opts.tokenizer or "", "bert"),
                                         opts.seed, str(device), **speed)
-        return AlproPrompter.from_checkpoint(opts.checkpoint, tokenizer=opts.tokenizer,  # type: ignore[arg-type]
+        return AlproPrompter.from_checkpoint(opts.checkpoint_path, tokenizer=opts.tokenizer,
                                              device=str(device), **speed)
     if opts.prompter == "alpro-vtc":
         from vlprep.models.vtc import VtcPrompter, load_vtc
 
-        model, tokenizer, config = load_vtc(opts.checkpoint)  # type: ignore[arg-type]
+        model, tokenizer, config = load_vtc(opts.checkpoint_path)
         return VtcPrompter(model, tokenizer, config, device, opts.frame_batch,
                            text_batch=opts.text_batch)
     from vlprep.models.prompter import ClipPrompter, load_clip_model, random_clip_model
     from vlprep.models.tokenizers import load_tokenizer
 
-    tokenizer = load_tokenizer(opts.tokenizer or opts.checkpoint, "clip")  # type: ignore[arg-type]
+    tokenizer = load_tokenizer(opts.tokenizer or opts.checkpoint_path, "clip")
     if opts.init == "random":
         model = random_clip_model(tokenizer, opts.seed, opts.clip_config)
     else:
-        model = load_clip_model(opts.checkpoint)  # type: ignore[arg-type]
+        model = load_clip_model(opts.checkpoint_path)
     return ClipPrompter(model, tokenizer, device, opts.frame_batch, opts.text_batch)
 
 
-class PrompterStage(Stage[PrompterOptions]):
-    """Emits K `soft_labels` rows per video; adds nothing to the record."""
+class PrompterStage(BackboneStage[PrompterOptions], kind="prompter", table="soft_labels",
+                    resources=Resources(num_cpus=1.0, batch_size=4, concurrency=1)):
+    """Emits K `soft_labels` rows per video; adds nothing to the record.
 
-    kind = "prompter"
-    Options = PrompterOptions
-    stateful = True
-    tables = ("soft_labels",)
-    default_resources = Resources(num_cpus=1.0, batch_size=4, concurrency=1)
+    The inputs of a video are its K crop views (T frames each); a video model (``prompter:
+    alpro``) embeds each crop as one video, an image model each frame, averaged per crop.
+    """
 
-    model: Any = None
+    entities: list[str] | None = None  # read from the store, unless set before setup
+    prompter: Any = None  # the prompter model, unless set before setup (tests, planners)
 
     @classmethod
     def contract(cls, options: PrompterOptions) -> Contract:
         return Contract(reads=(options.frames,), needs=("entities",), tables=cls.tables)
-    entities: list[str] | None = None  # read from the store, unless set before setup
 
-    def setup(self) -> None:
+    @property
+    def video_model(self) -> bool:
+        """ALPRO's prompter embeds a crop as a video; the others embed images."""
+        return self.options.prompter == "alpro"
+
+    def load(self) -> Runtime:
         """Entities from the store and the model, unless set before (tests, planners)."""
         if getattr(self, "prompts", None) is None:
             self.prompts: dict[str, np.ndarray] = {}
@@ -186,8 +182,10 @@ class PrompterStage(Stage[PrompterOptions]):
             self.entities = read_entities(self.store)
         if not self.entities:
             raise RuntimeError(f"store {self.store}: the entities table is empty")
-        if self.model is None:
-            self.model = build_prompter(self.options)
+        if self.prompter is None:
+            self.prompter = build_prompter(self.options)
+        return Encoder("torch", self.embed_videos if self.video_model else self.pooled_frames,
+                       self.prompter)
 
     def prompt_embeddings(self, templates: str) -> np.ndarray:
         """E x D prompt ensemble of the entities for "video" or "image" templates (cached)."""
@@ -195,10 +193,10 @@ class PrompterStage(Stage[PrompterOptions]):
 
         self.setup()
         if templates not in self.prompts:
-            entities, chosen = self.entities, TEMPLATES[templates]
+            entities, chosen, model = self.entities, TEMPLATES[templates], self.prompter
 
             def compute() -> np.ndarray:
-                return prompt_embeddings(self.model, entities, chosen)
+                return prompt_embeddings(model, entities, chosen)
 
             directory = self.prompt_cache_directory()
             if directory is None:
@@ -206,10 +204,10 @@ class PrompterStage(Stage[PrompterOptions]):
             else:
                 from vlprep.models.prompt_cache import cache_key, cached, vocabulary_digest
 
-                sha = self.options.sha256 or self.model.sha256
+                sha = self.options.sha256 or model.sha256
                 key = cache_key(sha.lower(), entities, chosen, precision=self.options.precision,
-                                tokenizer=vocabulary_digest(self.model.tokenizer),
-                                device=self.model.device.type)
+                                tokenizer=vocabulary_digest(model.tokenizer),
+                                device=model.device.type)
                 self.prompts[templates] = cached(directory, key, compute)
         return self.prompts[templates]
 
@@ -229,28 +227,24 @@ class PrompterStage(Stage[PrompterOptions]):
         return "image" if str(record.get("path", "")).lower().endswith(IMAGE_SUFFIXES) \
             else "video"
 
-    def __call__(self, batch: list[Record]) -> list[Record]:
-        self.setup()
+    def inputs(self, record: Record, sampled: SampledFrames) -> tuple[Any, Any]:
+        """K boxes of the video, the same box cut from every frame: K crop views."""
         opts = self.options
-        size = self.model.image_size
-        videos = hasattr(self.model, "embed_videos")  # a video model: one crop, one video
-        views, plan = [], []
-        for record in batch:
-            sampled = get_frames(record, opts.frames)
-            h, w = sampled.frames.shape[1:3]
-            if videos and opts.crop_view == "masked" and (h, w) != (size, size):
-                raise VideoError(f"frames under {opts.frames!r} are {w}x{h}; the prompter "
-                                 f"takes {size}x{size} (sample at size {size})")
-            boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
-                                 opts.patch_size, opts.crop_scale, opts.crop_ratio)
-            views += [crop_view(sampled.frames, box, opts.crop_view, size) for box in boxes]
-            plan.append((record, sampled, boxes))
-        crops = self.embed_videos(views) if videos else self.pooled_frames(views)
-        for (record, sampled, boxes), start in zip(plan, np.cumsum(
-                [0] + [len(p[2]) for p in plan])[:-1], strict=True):
-            emit(record, "soft_labels", self.rows(record, sampled.indices, boxes,
-                                                  crops[start:start + len(boxes)]))
-        return batch
+        size = self.prompter.image_size
+        h, w = sampled.frames.shape[1:3]
+        if self.video_model and opts.crop_view == "masked" and (h, w) != (size, size):
+            raise VideoError(f"frames under {opts.frames!r} are {w}x{h}; the prompter "
+                             f"takes {size}x{size} (sample at size {size})")
+        boxes = sample_boxes(record["video_id"], opts.crop_seed, opts.num_crops, h, w,
+                             opts.patch_size, opts.crop_scale, opts.crop_ratio)
+        frames = sampled.frames
+        if self.video_model and len(frames) == 1:  # an image: ALPRO repeats it num_frm times
+            frames = np.repeat(frames, self.prompter.num_frames, axis=0)
+        return [crop_view(frames, box, opts.crop_view, size) for box in boxes], boxes
+
+    def batch_inputs(self, parts: list[Any]) -> list[np.ndarray]:
+        """All crop views of the batch, in order (they may differ in frame count)."""
+        return [view for views in parts for view in views]
 
     def embed_videos(self, views: list[np.ndarray]) -> np.ndarray:
         """One embedding per crop video (T x H x W x 3 each), batched across the videos of
@@ -260,7 +254,7 @@ class PrompterStage(Stage[PrompterOptions]):
         for i, view in enumerate(views):
             by_length.setdefault(len(view), []).append(i)
         for indices in by_length.values():
-            emb = self.model.embed_videos(np.stack([views[i] for i in indices]))
+            emb = self.prompter.embed_videos(np.stack([views[i] for i in indices]))
             if out.shape[1] == 0:
                 out = np.zeros((len(views), emb.shape[1]), np.float32)
             out[indices] = emb
@@ -268,7 +262,7 @@ class PrompterStage(Stage[PrompterOptions]):
 
     def pooled_frames(self, views: list[np.ndarray]) -> np.ndarray:
         """An image model: every crop frame embedded, averaged per crop and normalised."""
-        embeddings = self.model.embed_images(np.concatenate(views))
+        embeddings = self.prompter.embed_images(np.concatenate(views))
         out, start = [], 0
         for view in views:
             pooled = embeddings[start:start + len(view)].mean(axis=0)
@@ -276,13 +270,18 @@ class PrompterStage(Stage[PrompterOptions]):
             out.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
         return np.stack(out)
 
-    def rows(self, record: Record, indices: np.ndarray, boxes: list, crops: np.ndarray
+    def rows(self, record: Record, sampled: SampledFrames, outputs: np.ndarray, extra: Any
              ) -> pa.Table:
+        """The K crops' soft labels: each crop embedding scored against the prompts."""
+        return self.soft_label_rows(record, sampled.indices, extra, outputs)
+
+    def soft_label_rows(self, record: Record, indices: np.ndarray, boxes: list,
+                        crops: np.ndarray) -> pa.Table:
         from vlprep.models.prompter import float32_down, soft_labels, top_k
 
         opts = self.options
         templates = self.templates_for(record)
-        temperature = opts.temperature or self.model.temperature
+        temperature = opts.temperature or self.prompter.temperature
         probs = soft_labels(crops, self.prompt_embeddings(templates), temperature)
         ids, best = top_k(probs, opts.top_k)
         best = float32_down(best)
@@ -292,7 +291,8 @@ class PrompterStage(Stage[PrompterOptions]):
             low = alpro_ignore(probs)
         else:
             low = best[:, 0] < opts.min_top_prob
-        full = fp16_rows(probs) if opts.store_full else pa.nulls(len(boxes), FULL_TYPE)
+        full = (list_rows(probs.astype(np.float16), pa.float16()) if opts.store_full
+                else pa.nulls(len(boxes), FULL_TYPE))
         k = len(boxes)
         frame_indices = [int(i) for i in indices]
         return pa.table({
@@ -310,10 +310,3 @@ class PrompterStage(Stage[PrompterOptions]):
             "low_confidence": pa.array(low),
             "probs_full": full,
         }, schema=SOFT_LABELS)
-
-
-def fp16_rows(probs: np.ndarray) -> pa.Array:
-    """K x E probabilities as K lists of E fp16 values."""
-    k, e = probs.shape
-    values = pa.array(np.ascontiguousarray(probs, dtype=np.float16).reshape(-1))
-    return pa.ListArray.from_arrays(pa.array(np.arange(k + 1, dtype=np.int32) * e), values)

@@ -15,9 +15,12 @@ Samplers (``sampler``; index math in :mod:`vlprep.stages.samplers`):
 | ``stoa`` | STOA-VLP | 12: evenly over the first frame of every second |
 | ``videoclip`` | VideoCLIP | all: ffmpeg ``fps=30`` resampling, 30-frame windows |
 
-Random samplers are seeded by (video_id, ``seed``). ``snap: keyframe`` moves each target to
-a keyframe in its segment (approximate, much faster). Decoding runs in the decode worker
-with the caps, timeout and memory limit of :class:`vlprep.stages.decode.DecodeLimits`.
+Frames are resized with the shorter side to ``size`` (``resize: short_side``) or squashed to
+``size`` x ``size`` (``resize: squash``: ALPRO's decord reads with fixed width and height),
+then centre-cropped to ``crop``. Random samplers are seeded by (video_id, ``seed``).
+``snap: keyframe`` moves each target to a keyframe in its segment (approximate, much faster).
+Decoding runs in the decode worker with the caps, timeout and memory limit of
+:class:`vlprep.stages.decode.DecodeLimits`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from vlprep.stages.decode import (
 from vlprep.stages.decoders.job import dense_in_order
 from vlprep.stages.decoders.stream import chunk_request
 from vlprep.stages.frames import SampledFrames, StreamedFrames
+from vlprep.stages.record import note
 
 DEFAULT_FRAMES = {"uniform": 8, "middle": 8, "rand": 8, "headtail": 4, "stoa": 12}
 
@@ -52,9 +56,15 @@ class SampleOptions(DecodeLimits):
     seed: int = Field(default=0, description="random samplers draw from (video_id, seed)")
     fps: float = Field(default=30.0, gt=0, description="videoclip: output frame rate")
     window: int = Field(default=30, gt=0, description="videoclip: frames per window")
-    size: int = Field(default=224, gt=0, description="shorter side after resizing")
+    size: int = Field(default=224, gt=0, description="shorter side after resizing (squash: "
+                                                     "both sides)")
+    resize: Literal["short_side", "squash"] = Field(
+        default="short_side", description="short_side: keep the aspect, shorter side to size; "
+        "squash: width and height to size, as ALPRO's decord reads")
     crop: int | None = Field(default=None, gt=0, description="centre crop side (default: size)")
     decoder: Literal["pyav", "decord", "ffmpeg"] = "pyav"
+    fallback: bool = Field(default=True, description="decode with PyAV when the chosen "
+                           "decoder cannot open or decode a file (false: fail instead)")
     snap: Literal["exact", "keyframe"] = "exact"
     threads: int | None = Field(default=None, ge=0, description="decoder threads per video "
                                 "(default: the stage's num_cpus; 0: FFmpeg decides)")
@@ -82,7 +92,6 @@ class SampleStage(Stage[SampleOptions]):
     """Samples and decodes frames on CPU; stateless (the decode worker lives per process)."""
 
     kind = "sample"
-    Options = SampleOptions
     stateful = False
     tables = ()
     default_resources = Resources(num_cpus=1.0, batch_size=4)
@@ -100,8 +109,8 @@ class SampleStage(Stage[SampleOptions]):
             path=record["path"], video_id=str(record["video_id"]),
             sampler=opts.sampler,
             num_frames=opts.frames_per_video, seed=opts.seed, fps=opts.fps,
-            window=opts.window, size=opts.size, crop=opts.crop or opts.size,
-            decoder=opts.decoder, snap=opts.snap, threads=threads,
+            window=opts.window, size=opts.size, crop=opts.crop or opts.size, resize=opts.resize,
+            decoder=opts.decoder, fallback=opts.fallback, snap=opts.snap, threads=threads,
             rotation=(record.get("probe") or {}).get("rotation"), caps=opts.caps())
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -135,7 +144,10 @@ class SampleStage(Stage[SampleOptions]):
             window_starts=None if result.window_starts is None
             else result.window_starts.astype(np.float32),
             valid=result.valid, snapped=result.snapped, window=opts.window if dense else 0,
-            fps=result.fps, frame_count=result.frame_count)
+            fps=result.fps, frame_count=result.frame_count, decoder=result.decoder,
+            fallback=result.fallback_reason)
 
     def apply(self, record: Record, frames: SampledFrames) -> None:
         record[self.options.key] = frames
+        if frames.fallback is not None:
+            note(record, self.name, f"decoded with {frames.decoder}: {frames.fallback}")

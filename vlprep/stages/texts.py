@@ -113,7 +113,6 @@ class TextsStage(Stage[TextsOptions]):
     """Turns a record's caption(s) and transcript into `texts` rows with tokens and POS."""
 
     kind = "texts"
-    Options = TextsOptions
     stateful = False  # see the module docstring: cached per process instead
     tables = ("texts",)
     default_resources = Resources(num_cpus=0.5, batch_size=64)

@@ -1,17 +1,21 @@
 """STOA-VLP object trajectories: one `trajectories` row per (video, object class).
 
-From the detections the detect stage left on the record, per sampled frame (STOA-VLP's
-``object_loader_confident``): going down the boxes by confidence, drop a box that overlaps
-an already kept box of the same class at IoU >= 0.2 or of another class at IoU >= 0.5; of the
-survivors keep the 2 x 10 most confident, then the 10 largest. Across the frames the kept
-objects are grouped by class; each class is a trajectory with its summed confidence and its
-first appearance, and at most 20 are kept per video: the first 20 to appear (STOA-VLP's
-order) or the 20 most confident (``order: confidence``). A trajectory has one box per sampled
-frame, the class's most confident kept box there, in ``frame_size``-pixel frame coordinates
-(STOA-VLP: 224), -1 and a False mask where the class is absent.
+From the detections the detect stage left on the record, per sampled frame, STOA-VLP's rule
+(``object_loader_confident`` in its ``modules/utils_object_tractor.py``; ``selection: stoa``,
+the default): going down the boxes by confidence, keep only the first (most confident) box of
+each class, and drop it too when it overlaps an already kept box of another class at
+IoU >= 0.5; stop at 2 x 10 kept boxes, keep the 10 largest of them. (STOA's same-class
+IoU >= 0.2 test sits in a branch that never keeps a second box of a class, whatever its IoU.)
+``selection: same_class_iou`` is our variant: a second box of a class is kept unless it
+overlaps a kept box of its class at IoU >= ``same_class_iou``. Boxes without area are left
+out (STOA-VLP's IoU asserts x1 < x2 and y1 < y2).
 
-(STOA-VLP's public loader also keeps only the first box of a class in a frame, by a
-fall-through in its loop; the rules above, which keep distinct same-class boxes, are ours.)
+Across the frames the kept objects are grouped by class; each class is a trajectory with its
+summed confidence and its first appearance, and at most 20 are kept per video: the first 20
+to appear (STOA-VLP's order) or the 20 most confident (``order: confidence``). A trajectory
+has one box per sampled frame, the class's most confident kept box there, in
+``frame_size``-pixel frame coordinates (STOA-VLP: 224), -1 and a False mask where the class
+is absent.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from vlprep.stages.detect import DetectedFrames
 
 class TrajectoriesOptions(StageOptions):
     detections: str = Field(default="detections", description="record key of the detections")
+    selection: Literal["stoa", "same_class_iou"] = Field(
+        default="stoa", description="stoa: one box per class and frame, as STOA-VLP's loader; "
+                                    "same_class_iou: also other boxes of a kept class")
     max_objects: int = Field(default=10, gt=0, description="objects kept per frame")
     candidates: int = Field(default=20, gt=0, description="most confident boxes, of which "
                                                           "the max_objects largest are kept")
-    same_class_iou: float = Field(default=0.2, gt=0, le=1)
+    same_class_iou: float = Field(default=0.2, gt=0, le=1,
+                                  description="with selection: same_class_iou only")
     cross_class_iou: float = Field(default=0.5, gt=0, le=1)
     max_trajectories: int = Field(default=20, gt=0)
     order: Literal["first_appearance", "confidence"] = "first_appearance"
@@ -41,7 +49,9 @@ class TrajectoriesOptions(StageOptions):
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one x1 y1 x2 y2 box with each of K boxes."""
+    """IoU of one x1 y1 x2 y2 box with each of K boxes, in float64 (as STOA-VLP's Python
+    floats: the same operations in the same order, so thresholds fall the same way)."""
+    box, boxes = np.asarray(box, np.float64), np.asarray(boxes, np.float64)
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
     x2 = np.minimum(box[2], boxes[:, 2])
@@ -58,9 +68,13 @@ def select_objects(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
     """Indices of one frame's kept objects, largest first (STOA-VLP's slot order)."""
     kept: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
+        if not (boxes[i, 2] > boxes[i, 0] and boxes[i, 3] > boxes[i, 1]):
+            continue
         if kept:
-            overlap = iou(boxes[i], boxes[kept])
             same = labels[kept] == labels[i]
+            if opts.selection == "stoa" and same.any():
+                continue
+            overlap = iou(boxes[i], boxes[kept])
             limit = np.where(same, opts.same_class_iou, opts.cross_class_iou)
             if np.any(overlap >= limit):
                 continue
@@ -68,7 +82,7 @@ def select_objects(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
         if len(kept) == opts.candidates:
             break
     kept_arr = np.array(kept, np.int64)
-    b = boxes[kept_arr]
+    b = boxes[kept_arr].astype(np.float64)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return kept_arr[np.argsort(-area, kind="stable")][: opts.max_objects]
 
@@ -112,7 +126,6 @@ class TrajectoriesStage(Stage[TrajectoriesOptions]):
     """Reads the detections under ``detections``; emits the `trajectories` rows."""
 
     kind = "trajectories"
-    Options = TrajectoriesOptions
     stateful = False
     tables = ("trajectories",)
     default_resources = Resources(num_cpus=1.0, batch_size=8)

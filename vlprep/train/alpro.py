@@ -95,7 +95,8 @@ class Alpro(Method):
             log.warning("alpro: PEM is off (the recipe does not say the frame size)")
             return facts
         facts.update(pem=True, patch_dim=dim_of(schema, "patch_tokens"), frame_side=side,
-                     num_entities=reader.count_rows("entities"))
+                     num_entities=reader.count_rows("entities"),
+                     full_labels="probs_full" in reader.schema("soft_labels").names)
         return facts
 
     @property
@@ -107,7 +108,8 @@ class Alpro(Method):
         columns = {"clip_frames": frames, "texts": ["segment", "source", "bert_ids"]}
         if self.facts["pem"]:
             columns["clip_frames"] = [*frames, "patch_grid", "patch_tokens"]
-            columns["soft_labels"] = SOFT_COLUMNS + ["frame_indices"]
+            columns["soft_labels"] = SOFT_COLUMNS + ["frame_indices"] + (
+                ["probs_full"] if self.facts.get("full_labels") else [])
         return ReadSpec("clip_frames", columns, frozenset({"clip_frames", "texts"}))
 
     def eval_read_spec(self) -> ReadSpec:
@@ -151,9 +153,13 @@ class Alpro(Method):
         per_frame = [t[cells].mean(0) for t, i in zip(tokens, index, strict=True)
                      if not wanted or i in wanted]
         target = np.zeros(self.facts["num_entities"], np.float32)
-        ids = np.asarray(crop["entity_ids"])
-        keep = ids < len(target)
-        target[ids[keep]] = np.asarray(crop["probs"], np.float32)[keep]
+        full = crop.get("probs_full")
+        if full is not None and len(full) == len(target):  # store_full: ALPRO's whole target
+            target[:] = np.asarray(full, np.float32)
+        else:  # the top-k, renormalised below
+            ids = np.asarray(crop["entity_ids"])
+            keep = ids < len(target)
+            target[ids[keep]] = np.asarray(crop["probs"], np.float32)[keep]
         if target.sum() <= 0:
             return {}
         return {"crop": np.stack(per_frame), "target": target / target.sum()}

@@ -62,6 +62,7 @@ class Method:
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = object
+    default_batch_size: ClassVar[int] = 64  # `vlprep train` without --batch-size
 
     def __init__(self, reader: StoreReader, options: dict[str, Any] | None = None,
                  saved: dict[str, Any] | None = None):

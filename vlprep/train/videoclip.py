@@ -45,10 +45,12 @@ class VideoClipOptions:
     min_video_seconds: int = 3
     max_video_seconds: int = 32
     batching: str = "retrieval"  # or "random"; a batch is --batch-size videos (MMPT: 32) ...
-    candidates: int = 64  # ... drawn from the seed's 64 nearest
+    candidates: int = 64  # ... drawn from the seed and its 64 nearest (MMPT's num_cands)
+    clips_per_video: int = 16  # clips of each video in a batch (MMPT's clip_per_video)
     pool_size: int = 4096  # videos per FAISS index (bounded memory)
     ivf_lists: int = 512
-    vector_clips: int = 2  # clips averaged into a video's retrieval vector
+    nprobe: int = 1  # IVF lists searched (MMPT leaves FAISS's default, 1)
+    vector_clips: int = 16  # clips averaged into a video's retrieval vector (MMPT: 16)
     # MMPT scores raw dot products of BERT-initialised towers; small towers trained from
     # scratch collapse that way, so by default the pooled vectors are L2-normalised and the
     # logits divided by this temperature (0: MMPT's raw dot product)
@@ -79,6 +81,7 @@ class VideoClipModel(nn.Module):
 class VideoClip(Method):
     name = "videoclip"
     Options = VideoClipOptions
+    default_batch_size = 32  # videos per batch (MMPT's num_video_per_batch), x clips_per_video
 
     def read_facts(self) -> dict[str, Any]:
         self.reader.require("s3d", "texts")
@@ -173,7 +176,7 @@ class VideoClip(Method):
         if o.batching == "random" or len(pool) <= size:
             return random_groups(len(pool), size, rng)
         vectors = self.pool_vectors(pool, model, rng)
-        index = build_index(vectors, o.ivf_lists)
+        index = build_index(vectors, o.ivf_lists, o.nprobe)
         return retrieval_groups(vectors, size, o.candidates, rng, index)
 
     def pool_batches(self, pool: list[dict[str, Any]], model: nn.Module,
@@ -186,16 +189,18 @@ class VideoClip(Method):
                 for key, value in self.difficulty(pool, grouping, model).items():
                     record[f"{name}_{key}"] = value
             self.records.append(record)
+        clips = self.opts.clips_per_video  # type: ignore[attr-defined]
         for group in groups:
             if len(group) >= 2:
-                yield self.collate([self.clip(pool[i], rng) for i in group])
+                yield self.collate([self.clip(pool[i], rng) for i in group
+                                    for _ in range(clips)])
 
     @torch.no_grad()
     def difficulty(self, pool: list[dict[str, Any]], groups: list[list[int]],
                    model: nn.Module) -> dict[str, float]:
         """How hard batches are for the current model: mean in-batch InfoNCE loss and mean
-        rank of the right video among the batch's (1 = easiest), clips drawn with a fixed
-        seed so that two groupings of one pool compare like with like."""
+        rank of the right video among the batch's (1 = easiest), one clip per video drawn
+        with a fixed seed so that two groupings of one pool compare like with like."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device

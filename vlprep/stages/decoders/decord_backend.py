@@ -41,6 +41,17 @@ def decode_targets(path: str, index: FrameIndex, targets: np.ndarray,
             emit(t, np.rot90(image, k) if k else image)
 
 
+def open_error(path: str) -> str | None:
+    """decord's reason for not opening `path`, or None when it opens it."""
+    import decord
+
+    try:
+        decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
+    except Exception as e:  # noqa: BLE001 - decord raises RuntimeError or DECORDError
+        return f"decord cannot open the video: {first_line(e)}"
+    return None
+
+
 def first_line(exc: BaseException) -> str:
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__

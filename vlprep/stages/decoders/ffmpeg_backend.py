@@ -91,6 +91,21 @@ def decode_targets(path: str, index: FrameIndex, targets: np.ndarray, width: int
             raise VideoError(f"ffmpeg returned {got} of {len(targets)} frames: {why}")
 
 
+def open_error(path: str) -> str | None:
+    """The ffmpeg CLI's reason for not decoding the first frame of `path`, or None."""
+    try:
+        proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+                               "-i", path, "-map", "0:v:0", "-frames:v", "1", "-f", "null",
+                               "-"], capture_output=True, text=True, errors="replace",
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        return "ffmpeg cannot read it: no frame after 60 s"
+    lines = proc.stderr.strip().splitlines()
+    if proc.returncode == 0:
+        return None
+    return f"ffmpeg cannot read it: {lines[-1] if lines else f'exit status {proc.returncode}'}"
+
+
 def _read_into(stream: BinaryIO, view: memoryview) -> int:
     """Fill `view` from a pipe; fewer bytes only at end of stream."""
     filled = 0

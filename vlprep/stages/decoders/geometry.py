@@ -1,4 +1,5 @@
-"""Resize (shorter side to ``size``), display rotation, centre crop: one code path for all
+"""Resize (shorter side to ``size``, or ``squash``: both sides to ``size``, as ALPRO's decord
+reads with a fixed width and height), display rotation, centre crop: one code path for all
 decoders, so a job's frames do not depend on which library decoded them.
 
 Both scalers are bilinear with antialiasing (the kernel widens when downscaling, like PIL's
@@ -28,9 +29,12 @@ class Geometry:
     size: int  # shorter display side after resizing
     crop: int  # side of the square centre crop (<= size)
     rotation: int | None = 0  # degrees counter-clockwise; None: read it from the first frame
+    squash: bool = False  # both sides to `size` (aspect not kept), not the shorter one
 
     def display_dims(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) of the resized frame as displayed (after rotation)."""
+        if self.squash:
+            return self.size, self.size
         if (self.rotation or 0) % 180:
             width, height = height, width
         short = min(width, height)

@@ -7,7 +7,7 @@ differs (``allocate`` returns a numpy array or a view of a shared-memory file).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -36,6 +36,8 @@ from vlprep.stages.resample import fps_slots, last_frame_duration, windows
 from vlprep.stages.samplers import pick_frames, snap_to_keyframes
 
 Allocate = Callable[[tuple[int, ...]], np.ndarray]
+BACKEND_OPEN_ERRORS: dict[str, Callable[[str], str | None]] = {
+    "decord": decord_backend.open_error, "ffmpeg": ffmpeg_backend.open_error}
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,14 @@ class SampleRequest:
     window: int = 30  # frames per window of the videoclip sampler
     size: int = 224
     crop: int | None = None  # default: size
+    resize: str = "short_side"  # short_side | squash (see geometry.Geometry)
     decoder: str = "pyav"
     snap: str = "exact"  # exact | keyframe
     threads: int = 0
     skip_nonref: bool = True
     rotation: int | None = None  # known from the probe; else read from the video
     caps: Caps = Caps()
+    fallback: bool = True  # decord/ffmpeg cannot read it: decode with PyAV instead
 
 
 @dataclass
@@ -76,6 +80,13 @@ class SampleResult:
     rotation: int
     frame_count: int
     stats: dict[str, Any] = field(default_factory=dict)
+    decoder: str = ""  # the backend that decoded the frames
+    fallback_reason: str | None = None  # why the chosen one did not (then decoder is pyav)
+
+
+class BackendError(VideoError):
+    """The chosen backend (decord, ffmpeg) failed on a file PyAV's demuxer reads: the frame
+    index exists, so PyAV can decode the same frames instead."""
 
 
 def run_probe(req: ProbeRequest) -> dict[str, Any]:
@@ -103,6 +114,57 @@ def run_probe(req: ProbeRequest) -> dict[str, Any]:
             facts["frame_count"] = round(expected)
             facts["frame_count_source"] = "estimate"
     return facts
+
+
+def run_sample(req: SampleRequest, allocate: Allocate) -> SampleResult:
+    """Pick, decode, resize and crop the frames of one video into ``allocate(shape)``.
+
+    Every backend decodes the targets the plan picks from PyAV's demux index, so the frames
+    are numbered the same whichever decodes them. When the chosen backend (decord, ffmpeg)
+    cannot open or decode the file, PyAV decodes it instead (``fallback``, the default) and
+    the result says so; when none can, the error gives each backend's reason. File-level
+    problems (missing, over the caps) are no backend's and are raised as they are.
+    """
+    if req.decoder == "pyav" or not req.fallback:
+        result = _sample_with(req, allocate)
+        result.decoder = req.decoder
+        return result
+    check_input(req.path, req.caps)
+    once = _allocate_once(allocate)
+    try:
+        result = _sample_with(req, once)
+        result.decoder = req.decoder
+        return result
+    except BackendError as e:
+        chosen = str(e)
+    except VideoError as e:
+        if e.code in ("missing", "over_caps", "timeout"):
+            raise
+        own = BACKEND_OPEN_ERRORS[req.decoder](req.path) or \
+            "opens it, but frames are numbered from PyAV's demux, which fails"
+        raise VideoError(f"{_named(req.decoder, own)}; pyav: {e}", e.code) from None
+    try:
+        result = _sample_with(replace(req, decoder="pyav"), once)
+    except VideoError as e:
+        raise VideoError(f"{_named(req.decoder, chosen)}; pyav: {e}", e.code) from None
+    result.decoder, result.fallback_reason = "pyav", chosen
+    return result
+
+
+def _named(decoder: str, reason: str) -> str:
+    return reason if reason.startswith(decoder) else f"{decoder}: {reason}"
+
+
+def _allocate_once(allocate: Allocate) -> Allocate:
+    """The same output buffer for a retry (the plan, hence the shape, does not change)."""
+    buffers: dict[tuple[int, ...], np.ndarray] = {}
+
+    def once(shape: tuple[int, ...]) -> np.ndarray:
+        if shape not in buffers:
+            buffers[shape] = allocate(shape)
+        return buffers[shape]
+
+    return once
 
 
 @dataclass
@@ -138,15 +200,19 @@ def open_sample(req: SampleRequest, container: av.container.InputContainer,
                   _plan(req, index, facts["fps"], stream.average_rate))
 
 
-def run_sample(req: SampleRequest, allocate: Allocate) -> SampleResult:
-    """Pick, decode, resize and crop the frames of one video into ``allocate(shape)``."""
+def geometry_of(req: SampleRequest, rotation: int | None) -> Geometry:
+    return Geometry(req.size, req.crop or req.size, rotation, req.resize == "squash")
+
+
+def _sample_with(req: SampleRequest, allocate: Allocate) -> SampleResult:
+    """:func:`run_sample` with exactly the decoder the request names."""
     size = check_input(req.path, req.caps)
     with open_container(req.path) as container:
         o = open_sample(req, container, size)
         plan, index, stream = o.plan, o.index, o.stream
         crop = req.crop or req.size
         out = allocate((len(plan.indices), crop, crop, 3))
-        geometry = Geometry(req.size, crop, o.rotation)
+        geometry = geometry_of(req, o.rotation)
         if dense_in_order(req):
             reader = DenseReader(container, stream, index, o.source, geometry)
             reader.fill(0, out)
@@ -218,14 +284,19 @@ def _decode(req: SampleRequest, container: av.container.InputContainer, stream: 
         s = pyav_backend.decode_targets(container, stream, index, targets, emit,
                                         skip_nonref=req.skip_nonref)
         return {"decoded": s.decoded, "seeks": s.seeks}
-    if req.decoder == "decord":
-        decord_backend.decode_targets(req.path, index, targets, emit, req.threads,
-                                      rotation=rotation or 0)
-        return {"decoded": None, "seeks": None}
-    if req.decoder == "ffmpeg":
-        ffmpeg_backend.decode_targets(req.path, index, targets, facts["width"], facts["height"],
-                                      emit, req.threads)
-        return {"decoded": int(targets[-1]) + 1, "seeks": 0}
+    try:
+        if req.decoder == "decord":
+            decord_backend.decode_targets(req.path, index, targets, emit, req.threads,
+                                          rotation=rotation or 0)
+            return {"decoded": None, "seeks": None}
+        if req.decoder == "ffmpeg":
+            ffmpeg_backend.decode_targets(req.path, index, targets, facts["width"],
+                                          facts["height"], emit, req.threads)
+            return {"decoded": int(targets[-1]) + 1, "seeks": 0}
+    except BackendError:
+        raise
+    except VideoError as e:
+        raise BackendError(str(e), e.code) from None
     raise ValueError(f"unknown decoder {req.decoder!r} (known: pyav, decord, ffmpeg)")
 
 
@@ -242,5 +313,5 @@ def in_process(req: SampleRequest) -> SampleResult:
     return result
 
 
-__all__ = ["Opened", "ProbeRequest", "SampleRequest", "SampleResult", "in_process",
-           "open_sample", "result_of", "run_probe", "run_sample"]
+__all__ = ["BackendError", "ProbeRequest", "SampleRequest", "SampleResult", "in_process",
+           "run_probe", "run_sample"]

@@ -16,12 +16,12 @@ from dataclasses import replace
 import numpy as np
 
 from vlprep.stages.decoders.dense import DenseReader
-from vlprep.stages.decoders.geometry import Geometry
 from vlprep.stages.decoders.job import (
     Allocate,
     SampleRequest,
     SampleResult,
     dense_in_order,
+    geometry_of,
     open_sample,
     result_of,
 )
@@ -44,7 +44,9 @@ def plan_dense(req: SampleRequest) -> SampleResult:
         rotation = opened.rotation
         if rotation is None:
             rotation = rotation_of(first_frame(container, opened.stream))
-        return result_of(opened, rotation, {"returned": int(opened.plan.valid.sum())})
+        result = result_of(opened, rotation, {"returned": int(opened.plan.valid.sum())})
+        result.decoder = "pyav"
+        return result
 
 
 class DenseSession:
@@ -60,7 +62,7 @@ class DenseSession:
             self.length = len(opened.plan.indices)
             self.crop = crop
             self.reader = DenseReader(self.container, opened.stream, opened.index,
-                                      opened.source, Geometry(req.size, crop, opened.rotation))
+                                      opened.source, geometry_of(req, opened.rotation))
         except BaseException:
             self.container.close()
             raise
