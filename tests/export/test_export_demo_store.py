@@ -50,13 +50,37 @@ def test_demo_store_exports(tmp_path: Path, demo_store: Path) -> None:
                                 weights_only=True))
     regions = table("regions")
     assert sorted(cache) == sorted({r["video_id"] for r in regions})
+    from test_export_stoa import stoa_reading
+
+    label_to_idx = json.loads((tmp_path / "stoa" / "labelmap.json").read_text())["label_to_idx"]
     for vid, entry in cache.items():
         frames = sum(r["video_id"] == vid for r in regions)
         assert entry["objects"].shape == (frames, 10, 4) and entry["obj_cls"].shape == (frames, 10)
+        # what STOA-VLP's object_loader_confident builds from the exported frame lists
+        want = stoa_reading(json.loads((tmp_path / "stoa" / "tsv_files" / f"{vid}.json")
+                                       .read_text()), label_to_idx, 10)
+        assert torch.equal(entry["objects"], want["objects"])
+        assert torch.equal(entry["obj_cls"], want["obj_cls"])
+        assert list(entry["conf_set"].items()) == list(want["conf_set"].items())
+    captions = json.loads((tmp_path / "stoa" / "frozen_train_labels.json").read_text())
+    pos = torch.load(tmp_path / "stoa" / "webvidpos" / "postagging_ids_10_new.pth",
+                     weights_only=True)
+    texts = {(r["video_id"], r["text"]): r for r in table("texts") if r["source"] == "caption"}
+    assert len(pos) == len(captions) == len(texts)
+    for entry, caption in zip(pos, captions, strict=True):
+        row = texts[(caption["video_id"], caption["caption"])]
+        assert entry[0] == caption["video_id"] and len(entry[1]) == len(row["clip_ids"]) - 2
 
     export_vinvl(str(demo_store), str(tmp_path / "vinvl"))
     lines = (tmp_path / "vinvl" / "predictions.tsv").read_text().splitlines()
     assert len(lines) == len(regions)
+    class_to_ind = json.loads((tmp_path / "vinvl" / "labelmap.json").read_text())["label_to_idx"]
+    by_key = {f"{r['video_id']}_{r['sample_rank']}": r for r in regions}
+    for line in lines:  # scene_graph_benchmark's LabelLoader: class_to_ind[obj["class"]]
+        key, payload = line.split("\t")[:2]
+        objects = json.loads(payload)["objects"]
+        got = sorted(class_to_ind[o["class"]] for o in objects)
+        assert got == sorted(by_key[key]["classes"])
     first = json.loads(lines[0].split("\t")[1])["objects"][0]
     dim = len(regions[0]["features"][0])
     assert np.frombuffer(base64.b64decode(first["feature"]), np.float32).shape == (dim,)

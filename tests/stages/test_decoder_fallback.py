@@ -72,3 +72,27 @@ def test_a_file_no_backend_reads_is_one_error_naming_each(tmp_path, decoder):
     reason = rows[0]["error"]
     own = "decord cannot open the video: " if decoder == "decord" else "ffmpeg cannot read it: "
     assert reason.startswith(own) and "; pyav: not a readable video" in reason
+
+
+@pytest.mark.slow  # a real Ray run: about 20 s
+def test_a_run_with_decord_writes_the_av1_video_and_notes_the_fallback(tmp_path, av1_clip):
+    """The real CLI: the AV1 clip gets its `videos` row and `clip_frames` rows with
+    decoder: decord, the run summary lists it, and `vlprep run` says so."""
+    import json
+
+    from e2e_helpers import read_rows, run_cli, write_job
+    from media import sample_videos
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"video_id,path\nav1,{av1_clip}\nbikes,{sample_videos()['bikes']}\n")
+    job = write_job(tmp_path / "job.yaml", manifest, tmp_path / "store", num_frames=2)
+    result = run_cli("run", str(job), "--set", "stages.sample.decoder=decord", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {r["video_id"] for r in read_rows(tmp_path / "store", "videos")} == {"av1", "bikes"}
+    frames = read_rows(tmp_path / "store", "clip_frames")
+    assert sum(r["video_id"] == "av1" for r in frames) == 2
+    (summary,) = [json.loads(p.read_text()) for p in (tmp_path / "store" / "_runs").iterdir()]
+    sample = summary["stages"]["sample"]
+    assert sample["notes"] == 1 and sample["errors"] == 0
+    assert sample["notes_by_video"]["av1"].startswith("decoded with pyav: decord cannot open")
+    assert "sample: 1 videos with a note" in result.stdout

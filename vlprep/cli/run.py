@@ -55,7 +55,13 @@ def _render_summary(summary: dict) -> None:
         table.add_row(name, str(st["in"]), str(st["ok"]), str(st["errors"]),
                       f"{st['worker_seconds']:.1f}", str(st["videos_per_worker_second"] or "-"),
                       top[:60])
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for name, st in summary["stages"].items():
+        if st.get("notes"):  # e.g. decoder fallbacks; all of them are in _runs/run-*.json
+            video, text = next(iter(st["notes_by_video"].items()))
+            console.print(f"{name}: {st['notes']} videos with a note (the run summary in "
+                          f"_runs/ lists them), e.g. {video}: {text[:100]}")
 
 
 def plan(

@@ -34,7 +34,7 @@ class DetectedFrames:
 
     boxes: list[np.ndarray]  # per frame: float32 K x 4, x1 y1 x2 y2 in frame pixels
     labels: list[np.ndarray]  # per frame: int64 K
-    scores: list[np.ndarray]  # per frame: float32 K, descending
+    scores: list[np.ndarray]  # per frame: float32 K (descending; VinVL: its own order)
     names: list[str]  # label map: class id -> name
     indices: np.ndarray  # int64 N: frame index of each sampled frame
     width: int
