@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from e2e_helpers import read_rows, run_cli, write_job
+from e2e_helpers import TINY_CLIP, read_rows, run_cli, write_job
 from media import sample_videos
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -154,7 +154,11 @@ def test_demo_like_job_runs_across_two_nodes(tmp_path, cluster):
             for k, v in sorted(sample_videos().items())]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    job = write_job(tmp_path / "job.yaml", manifest, tmp_path / "store", partition_size=1)
+    # full patch tokens: the feature bytes (~100 KB a video) dwarf any metadata
+    clip = {"init": "random", "seed": 0, "model_config": TINY_CLIP, "batch_size": 2,
+            "patch_tokens": "full"}
+    job = write_job(tmp_path / "job.yaml", manifest, tmp_path / "store", partition_size=1,
+                    extra_stages={"clip": clip})
 
     # One CPU per node and the CLIP actor holding one of them: the plan needs both nodes.
     result = run_cli("run", str(job), "--quiet", "--address", cluster.address, timeout=480,
@@ -167,3 +171,15 @@ def test_demo_like_job_runs_across_two_nodes(tmp_path, cluster):
     assert len(list((store / "_commits").glob("*.json"))) == len(rows)
     on_head, on_worker2 = cluster.plan_work("head"), cluster.plan_work("worker2")
     assert on_head and on_worker2, (on_head, on_worker2)
+
+    # Workers wrote the data files, the second node's among them; the driver only received
+    # the batches' reports (what its plan handed it: no feature rows, a few KB in all).
+    [summary] = [json.loads(p.read_text()) for p in (store / "_runs").glob("run-*.json")]
+    (worker2,) = [n["id"] for n in nodes if n["resources"].get("worker2")]
+    writers = {tuple(key.split()) for key in summary["writers"]}
+    assert worker2 in {node for node, _ in writers}, (worker2, writers)
+    driver = summary["driver"]
+    assert str(driver["pid"]) not in {pid for _, pid in writers} and driver["node"] != worker2
+    written = sum(p.stat().st_size for p in store.glob("*/part-*.parquet"))
+    assert summary["bytes_written"] == written and written > 300_000
+    assert 0 < driver["bytes_received"] < 2_000 * len(rows), driver

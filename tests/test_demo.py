@@ -95,7 +95,7 @@ def test_demo_entities_are_reproduced_by_another_run_with_other_workers(
     from vlprep.jobs.config import load_job
     from vlprep.pipeline import executors, runner
     from vlprep.pipeline.collector import RunCounts
-    from vlprep.pipeline.store import Store
+    from vlprep.store import Store
 
     store = tmp_path / "store"
     store.mkdir()

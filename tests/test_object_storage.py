@@ -21,7 +21,7 @@ import pytest
 from e2e_helpers import run_cli, write_job
 from media import sample_videos
 
-from vlprep.pipeline.failpoints import ENV as FAILPOINT_ENV
+from vlprep.failpoints import ENV as FAILPOINT_ENV
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

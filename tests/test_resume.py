@@ -11,7 +11,7 @@ import pytest
 from e2e_helpers import read_rows, run_cli, store_files, write_job
 from media import sample_videos
 
-from vlprep.pipeline.failpoints import ENV as FAILPOINT_ENV
+from vlprep.failpoints import ENV as FAILPOINT_ENV
 from vlprep.pipeline.journal import CRASH_REASON
 
 TABLES = ("videos", "clip_frames", "texts", "errors")
@@ -86,6 +86,25 @@ def test_a_killed_worker_is_retried_without_loss_or_duplicates(tmp_path, manifes
     assert marker.exists()  # a worker really died mid-batch
     assert _rows(tmp_path / "store") == _rows(reference)
     _assert_clean(tmp_path / "store")
+
+
+def test_a_worker_killed_while_writing_a_file_never_commits_it(tmp_path, manifest, reference):
+    """The pass's last stage writes its batch's files on the worker: SIGKILL it while a file
+    is open (first row group written, no footer yet). Ray retries the batch, which writes its
+    own files under a new attempt folder; only those are committed, the half file is not."""
+    job = _job(tmp_path, manifest, "store")
+    marker = tmp_path / "killed-once"
+    env = {**os.environ, FAILPOINT_ENV: f"writer.file_open:0:kill-once={marker}"}
+    result = run_cli("run", str(job), "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    half = Path(marker.read_text())  # the file the worker was writing when it died
+    store = tmp_path / "store"
+    assert half.is_relative_to(store / "_tmp" / "w") and not half.exists()
+    assert _rows(store) == _rows(reference)
+    committed = {f"{t}/{n}" for c in (store / "_commits").glob("*.json")
+                 for t, names in json.loads(c.read_text())["files"].items() for n in names}
+    assert {f for f in store_files(store) if not f.startswith("_")} == committed
+    _assert_clean(store)
 
 
 def test_a_video_that_always_kills_its_worker_becomes_an_error_row(tmp_path, manifest, reference):

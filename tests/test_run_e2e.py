@@ -13,7 +13,7 @@ import pytest
 from e2e_helpers import VLPREP, read_rows, run_cli, store_files, write_job
 from media import sample_videos
 
-from vlprep.pipeline.failpoints import ENV as FAILPOINT_ENV
+from vlprep.failpoints import ENV as FAILPOINT_ENV
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from vlprep.columns import list_of_vectors
-from vlprep.pipeline.store import Store
 from vlprep.schemas import TABLES, with_vector_dims
+from vlprep.store import Store
 
 VIDEOS = [f"v{i}" for i in range(8)]
 PARTITION = 3

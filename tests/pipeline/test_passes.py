@@ -11,9 +11,9 @@ import pytest
 
 from vlprep.jobs.config import Job, JobFile, StageSpec
 from vlprep.pipeline.runner import plan_passes, run_job
-from vlprep.pipeline.store import open_filesystem
 from vlprep.stages.base import AggregateStage, Resources, Stage, VideoError, emit
 from vlprep.stages.texts import TextsStage
+from vlprep.store import open_filesystem
 
 WORDS = pa.schema([("video_id", pa.string()), ("word", pa.string()), ("count", pa.int64())])
 HITS = pa.schema([("video_id", pa.string()), ("hits", pa.int64())])

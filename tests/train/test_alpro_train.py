@@ -12,8 +12,8 @@ import pytest
 import torch
 from train_fake_store import write_store
 
-from vlprep.pipeline.store import Store
 from vlprep.schemas import TABLES, with_vector_dims
+from vlprep.store import Store
 from vlprep.train.alpro import Alpro, crop_cells, headtail
 from vlprep.train.loop import make_loader, train
 from vlprep.train.method import TrainConfig
@@ -155,7 +155,7 @@ def test_vtc_only_without_a_loadable_tokenizer_skips_the_export(tmp_path, caplog
 
 @pytest.mark.parametrize("missing", ["texts", "clip_frames"])
 def test_missing_tables_are_named(tmp_path, missing):
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store import StoreError
 
     tables = tuple(t for t in ("clip_frames", "texts") if t != missing)
     store = write_store(tmp_path / "s", 4, tables=tables)

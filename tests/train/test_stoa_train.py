@@ -99,7 +99,7 @@ def test_stoa_trains_and_evaluates(store, tmp_path):
 
 
 def test_stoa_needs_patch_tokens_and_trajectories(tmp_path):
-    from vlprep.pipeline.store import StoreError
+    from vlprep.store import StoreError
 
     no_traj = write_store(tmp_path / "a", 4)
     with pytest.raises(StoreError, match="no trajectories table"):

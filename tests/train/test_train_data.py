@@ -12,7 +12,7 @@ import pytest
 from torch.utils.data import DataLoader
 from train_fake_store import write_store
 
-from vlprep.pipeline.store import StoreError
+from vlprep.store import StoreError
 from vlprep.train.data import (
     ReadSpec,
     StoreDataset,

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 
 from vlprep.columns import list_of_vectors
-from vlprep.pipeline.store import Store
 from vlprep.schemas import TABLES, with_vector_dims
+from vlprep.store import Store
 
 START, END = 1, 2  # CLIP-style start/end ids of the fake texts
 WORDS = 10  # label word ids start here (bert_ids and clip_ids alike)

@@ -10,8 +10,6 @@ crashed run's uncommitted files are never read.
 from __future__ import annotations
 
 import json
-import re
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,35 +19,29 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vlprep.export import ExportError
-from vlprep.pipeline.store import Store, StoreError
+from vlprep.store import RECIPE_FILE, CommittedStore, StoreError
+from vlprep.store.layout import CORPUS
 
-_UNIT = re.compile(r"^(?:ph\d+-)?part-(\d{6})$")
-CORPUS = "corpus"  # the partition key of corpus-wide units (agg-entities)
+__all__ = ["CORPUS", "StoreSource", "group_rows"]
 
 
 class StoreSource:
-    """A store opened for export: which committed files each partition has, per table."""
+    """A store opened for export: the store's one committed-data reader, by partition."""
 
     def __init__(self, uri: str):
         self.uri = uri
         try:
-            self.store = Store(uri)
-            if not self.store.exists():
-                raise ExportError(f"store {uri}: no such directory")
-            commits = self.store.commits()
-        except (StoreError, OSError, json.JSONDecodeError) as e:
+            self.data = CommittedStore(uri)
+        except StoreError as e:
+            raise ExportError(str(e)) from e
+        except (OSError, json.JSONDecodeError) as e:
             raise ExportError(f"store {uri}: cannot read its commit records: {e}") from e
-        files: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for commit in commits:
-            match = _UNIT.match(commit.unit)
-            key = match.group(1) if match else CORPUS
-            for table, names in commit.files.items():
-                files[key][table].extend(self.store.path(table, n) for n in sorted(names))
-        self.partitions = {k: dict(v) for k, v in sorted(files.items())}
+        self.store = self.data.store
+        self.partitions = self.data.partitions
 
     # what is there -------------------------------------------------------------------------
     def tables(self) -> set[str]:
-        return {t for per in self.partitions.values() for t in per}
+        return set(self.data.tables())
 
     def require(self, table: str, stage: str) -> None:
         if table not in self.tables():
@@ -57,18 +49,15 @@ class StoreSource:
                               f"with the {stage} stage first")
 
     def files(self, table: str) -> list[str]:
-        return [p for per in self.partitions.values() for p in per.get(table, ())]
+        return self.data.files(table)
 
     def columns(self, table: str) -> list[str]:
-        files = self.files(table)
-        if not files:
-            return []
-        return pq.read_schema(files[0], filesystem=self.store.fs).names
+        return self.data.columns(table)
 
     def recipe_stage(self, kind: str) -> dict[str, Any] | None:
         """The recipe entry of the first stage of `kind` that made this store, if recorded."""
         try:
-            recipe = json.loads(self.store.read_bytes(self.store.path("_recipe.json")))
+            recipe = self.data.read_json(RECIPE_FILE) or {}
         except (OSError, ValueError):
             return None
         return next((s for s in recipe.get("stages", []) if s.get("kind") == kind), None)
@@ -77,18 +66,11 @@ class StoreSource:
     def batches(self, table: str, columns: list[str],
                 batch_rows: int = 1024) -> Iterator[pa.RecordBatch]:
         """Record batches of `table`, partition by partition, file by file."""
-        for path in self.files(table):
-            with self.store.fs.open_input_file(path) as f:
-                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
+        yield from self.data.batches(table, columns, batch_rows)
 
     def partition_table(self, key: str, table: str, columns: list[str]) -> pa.Table | None:
         """One partition's rows of `table` (projected), or None if it has none."""
-        paths = self.partitions.get(key, {}).get(table, [])
-        parts = []
-        for path in paths:
-            with self.store.fs.open_input_file(path) as f:
-                parts.append(pq.ParquetFile(f).read(columns=columns))
-        return pa.concat_tables(parts) if parts else None
+        return self.data.partition_table(key, table, columns)
 
     def videos(self, table: str, columns: list[str], sort_by: str | None = None,
                with_: tuple[str, list[str]] | None = None, single_row: bool = False

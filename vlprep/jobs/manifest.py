@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from vlprep.errors import ManifestError  # noqa: F401 - re-exported
 from vlprep.jobs.idset import IdSet
 from vlprep.schemas.manifest import MANIFEST, REQUIRED_COLUMNS
+from vlprep.store.fs import open_filesystem
 
 COLUMNS: tuple[str, ...] = tuple(MANIFEST.names)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -62,23 +63,10 @@ class _Source:
         return ManifestError(f"manifest {self.uri}: {problem}")
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's own filesystems first (local, s3, gcs, hdfs), fsspec for every other scheme."""
-    if not has_scheme(uri):
-        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(uri)
-        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
-
-
 def _locate(uri: str) -> _Source:
     """Find the file and its format; a missing file fails here, before streaming starts."""
     try:
-        fs, path = _filesystem(uri)
+        fs, path = open_filesystem(uri)
         info = fs.get_file_info(path)
     except (OSError, ValueError, ImportError) as exc:
         raise ManifestError(f"manifest {uri}: cannot open: {first_line(exc)}") from exc

@@ -1,1 +1,1 @@
-"""Turning a job into a Ray Data plan, and the exactly-once store it writes."""
+"""Turning a job into a Ray Data plan whose workers write the store (`vlprep.store`)."""

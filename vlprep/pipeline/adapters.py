@@ -17,8 +17,10 @@ import pyarrow.parquet as pq
 
 from vlprep.jobs.config import StageSpec
 from vlprep.pipeline.journal import Journal, run_journaled
+from vlprep.pipeline.report import write_batch
 from vlprep.stages.base import Stage
-from vlprep.stages.record import Record, charge, failed, failed_earlier, finished
+from vlprep.stages.record import Record, charge, failed, failed_earlier
+from vlprep.store.writer import BatchWriter
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -44,7 +46,7 @@ def partitions_to_state(batch: pa.Table, store_uri: str,
                         failed: frozenset[str] = frozenset()) -> pa.Table:
     """Partition ids -> the state rows of their videos (the first step of every pass)."""
     from vlprep.pipeline.inputs import INPUT_SCHEMA, input_path
-    from vlprep.pipeline.store import Store
+    from vlprep.store import Store
 
     store = Store(store_uri)
     parts = [pq.read_table(input_path(store, pid), filesystem=store.fs, schema=INPUT_SCHEMA)
@@ -84,12 +86,12 @@ def run_timed(stage: Stage, records: list[Record], journal: Journal | None,
 
 
 def _timed(stage: Stage, records: list[Record], journal: Journal | None,
-           drop: tuple[str, ...] = (), last: bool = False) -> pa.Table:
-    """:func:`run_timed` between Ray blocks; after the pass's `last` stage only what the
-    driver writes travels on."""
-    records = run_timed(stage, records, journal, () if last else drop)
-    if last:  # the pass's last stage: hand the driver only what it writes
-        return from_records(finished(r) for r in records)
+           drop: tuple[str, ...] = (), writer: BatchWriter | None = None) -> pa.Table:
+    """:func:`run_timed` between Ray blocks; after the pass's last stage (given the pass's
+    `writer`) the rows are written here and only the batch's report travels on."""
+    records = run_timed(stage, records, journal, () if writer else drop)
+    if writer is not None:  # the pass's last stage: rows go to storage, metadata on
+        return write_batch(writer, records).to_table()
     return from_records(records)
 
 
@@ -109,22 +111,23 @@ def _task_stage(spec: StageSpec) -> Stage:
 
 
 def run_stage_task(batch: pa.Table, spec: StageSpec, drop: tuple[str, ...] = (),
-                   last: bool = False) -> pa.Table:
+                   writer: BatchWriter | None = None) -> pa.Table:
     """A stateless stage as a Ray task."""
-    return _timed(_task_stage(spec), to_records(batch), journal_of(spec), drop, last)
+    return _timed(_task_stage(spec), to_records(batch), journal_of(spec), drop, writer)
 
 
 class StageActor:
     """A stateful stage (a model) as a Ray actor: set up once, then called per batch."""
 
-    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (), last: bool = False):
+    def __init__(self, spec: StageSpec, drop: tuple[str, ...] = (),
+                 writer: BatchWriter | None = None):
         self.stage = spec.build()
         self.stage.setup()
         self.journal = journal_of(spec)
-        self.drop, self.last = drop, last
+        self.drop, self.writer = drop, writer
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return _timed(self.stage, to_records(batch), self.journal, self.drop, self.last)
+        return _timed(self.stage, to_records(batch), self.journal, self.drop, self.writer)
 
 
 def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:

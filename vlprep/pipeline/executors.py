@@ -29,12 +29,17 @@ import pyarrow as pa
 from vlprep.errors import JobError
 from vlprep.jobs.flow import keys_to_drop
 from vlprep.pipeline import adapters
-from vlprep.stages.record import Record, finished
+from vlprep.pipeline.report import write_batch
+from vlprep.stages.record import Record
+from vlprep.store.committer import compact_here
+from vlprep.store.writer import BatchWriter, WrittenFile, compact
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from vlprep.jobs.config import Job, StageSpec
-    from vlprep.pipeline.store import Store
     from vlprep.stages.base import AggregateStage, Stage
+    from vlprep.store import Store
 
 AGGREGATE_IN_DRIVER_BYTES = 256 * 2**20  # smaller source tables are aggregated in the driver
 EXECUTORS = ("ray", "local")
@@ -45,9 +50,15 @@ class Executor(Protocol):
     name: str
 
     def blocks(self, job: Job, store: Store, stages: list[StageSpec], partitions: list[int],
-               failed: frozenset[str]) -> Iterator[pa.Table]:
-        """Run `stages` over the videos of `partitions`; yield blocks of finished records
-        (adapters.STATE rows), in any order, each video once."""
+               failed: frozenset[str], writer: BatchWriter) -> Iterator[pa.Table]:
+        """Run `stages` over the videos of `partitions`; the last stage's worker writes each
+        batch's rows through `writer`; yield the batches' reports (pipeline.report), in any
+        order, each video once."""
+        ...
+
+    def compact(self, writer: BatchWriter, unit: str, files: list[WrittenFile]
+                ) -> Future[list[WrittenFile]]:
+        """Start merging one unit's small files (on a worker); a future of the new files."""
         ...
 
     def partials(self, job: Job, store: Store, spec: StageSpec, stage: AggregateStage,
@@ -80,14 +91,16 @@ class LocalExecutor:
 
     `store` overrides the store the stages read earlier tables from (plan's scratch store);
     `journal: False` runs without the crash journal (nothing to resume in a scratch run);
-    `worker_threads` gives each stage the torch threads its declared CPUs give it in a Ray
-    worker (for timing it as it will run). ``setup_seconds`` records each set-up's time.
+    `worker_threads` (default) gives each stage the torch threads its declared CPUs give it
+    in a Ray worker (at least one): the same threads give the same floating-point sums, so
+    the same rows; and plan times a stage as it will run. ``setup_seconds`` records each
+    set-up's time.
     """
 
     name = "local"
 
     def __init__(self, store: str | None = None, journal: bool = True,
-                 worker_threads: bool = False):
+                 worker_threads: bool = True):
         self.store = store
         self.journal = journal
         self.worker_threads = worker_threads
@@ -135,12 +148,14 @@ class LocalExecutor:
         return records
 
     def blocks(self, job: Job, store: Store, stages: list[StageSpec], partitions: list[int],
-               failed: frozenset[str]) -> Iterator[pa.Table]:
+               failed: frozenset[str], writer: BatchWriter) -> Iterator[pa.Table]:
         for pid in partitions:
             state = adapters.partitions_to_state(pa.table({"partition": [pid]}), store.uri,
                                                  failed)
             records = self.run(stages, adapters.to_records(state), job.file.partition_size)
-            yield adapters.from_records(finished(r) for r in records)
+            yield write_batch(writer, records).to_table()
+
+    compact = staticmethod(compact_here)
 
     def partials(self, job: Job, store: Store, spec: StageSpec, stage: AggregateStage,
                  files: list[str]) -> Iterator[pa.Table]:
@@ -156,7 +171,7 @@ class RayExecutor:
         self.address = address
 
     def blocks(self, job: Job, store: Store, stages: list[StageSpec], partitions: list[int],
-               failed: frozenset[str]) -> Iterator[pa.Table]:
+               failed: frozenset[str], writer: BatchWriter) -> Iterator[pa.Table]:
         import ray
 
         init_ray(job, self.address)
@@ -171,8 +186,18 @@ class RayExecutor:
         drops = keys_to_drop(stages)
         for i, spec in enumerate(stages):
             ds = _add_stage(ds, spec, job.file.partition_size, drops.get(spec.name, ()),
-                            last=i == len(stages) - 1)
+                            writer=writer if i == len(stages) - 1 else None)
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
+
+    def compact(self, writer: BatchWriter, unit: str, files: list[WrittenFile]
+                ) -> Future[list[WrittenFile]]:
+        """A Ray task with no CPU reserved (it must not wait for the pass's actors to let go
+        of theirs); the driver only learns the new files' names."""
+        import ray
+
+        if "compact" not in _REMOTE:
+            _REMOTE["compact"] = ray.remote(num_cpus=0)(compact)
+        return _REMOTE["compact"].remote(writer, unit, files).future()
 
     def partials(self, job: Job, store: Store, spec: StageSpec, stage: AggregateStage,
                  files: list[str]) -> Iterator[pa.Table]:
@@ -195,8 +220,11 @@ class RayExecutor:
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
 
 
+_REMOTE: dict = {}  # Ray remote functions, made once per driver
+
+
 def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = (),
-               last: bool = False):
+               writer: BatchWriter | None = None):
     import ray
 
     res = spec.resources
@@ -206,7 +234,7 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
                   num_gpus=res.num_gpus or None, zero_copy_batch=False)
     if spec.cls.stateful:
-        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, last),
+        return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, writer),
                               compute=ray.data.ActorPoolStrategy(
                                   size=res.concurrency,
                                   # a batch goes to an idle actor rather than queueing behind
@@ -214,7 +242,7 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
                                   max_tasks_in_flight_per_actor=1 if res.concurrency > 1 else 2),
                               **common)
     return ds.map_batches(adapters.run_stage_task,
-                          fn_kwargs={"spec": spec, "drop": drop, "last": last},
+                          fn_kwargs={"spec": spec, "drop": drop, "writer": writer},
                           compute=ray.data.TaskPoolStrategy(size=res.concurrency), **common)
 
 

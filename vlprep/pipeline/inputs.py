@@ -13,14 +13,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlprep.failpoints import failpoint
 from vlprep.jobs.manifest import ManifestError, manifest_fingerprint, read_manifest
-from vlprep.pipeline.failpoints import failpoint
-from vlprep.pipeline.store import INPUTS, Store, part_name
 from vlprep.schemas.manifest import MANIFEST
+from vlprep.store.layout import INDEX, INPUTS, part_name
+from vlprep.store.store import Store
 
 PARTITION = pa.field("partition", pa.int64(), nullable=False)
 INPUT_SCHEMA = MANIFEST.append(PARTITION)
-INDEX = "_index.json"
+
 
 
 @dataclass(frozen=True)

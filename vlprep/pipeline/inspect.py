@@ -6,11 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from vlprep.pipeline.inputs import INDEX
-from vlprep.pipeline.provenance import RECIPE_FILE
-from vlprep.pipeline.store import INPUTS, Store, StoreError
+from vlprep.store import INDEX, INPUTS, RECIPE_FILE, CommittedStore, Store, StoreError
 
 
 def inspect_store(uri: str) -> dict[str, Any]:
@@ -23,15 +19,14 @@ def inspect_store(uri: str) -> dict[str, Any]:
         if store.fs.get_file_info(index_path).type.name != "File":
             raise StoreError(f"store {uri}: not a vlprep store (no {INPUTS}/{INDEX})")
         index = json.loads(store.read_bytes(index_path))
-        tables = {name: _table_summary(store, name) for name in store.tables()}
-        commits = [c for c in store.commits() if c.unit.startswith("part-")]  # first pass
+        data = CommittedStore(store)
+        tables = {name: _table_summary(data, name) for name in data.tables()}
+        commits = [c for c in data.commits if c.unit.startswith("part-")]  # first pass
+        errors_by_stage: Counter = Counter()
+        if "errors" in tables:
+            errors_by_stage.update(data.read("errors", ["stage"]).column("stage").to_pylist())
     except (OSError, ValueError) as e:
         raise StoreError(f"store {uri}: unreadable ({e})") from None
-    errors_by_stage: Counter = Counter()
-    if "errors" in tables:
-        for path in store.table_files("errors"):
-            stages = pq.read_table(path, columns=["stage"], filesystem=store.fs).column("stage")
-            errors_by_stage.update(stages.to_pylist())
     return {
         "store": uri,
         "tables": tables,
@@ -62,16 +57,13 @@ def _stage_flow(store: Store, videos: int, errors: Counter) -> list[dict[str, An
 
 def table_recipes(uri: str) -> dict[str, Any]:
     """The recipe recorded in each table's Parquet metadata, and the store's own record."""
-    store = Store(uri)
+    data = CommittedStore(uri, must_exist=False)
     out: dict[str, Any] = {}
-    path = store.path(RECIPE_FILE)
-    if store.fs.get_file_info(path).type.name == "File":
-        out["_store"] = json.loads(store.read_bytes(path))
-    for name in store.tables():
-        files = store.table_files(name)
-        if not files:
-            continue
-        meta = pq.read_schema(files[0], filesystem=store.fs).metadata or {}
+    recipe = data.read_json(RECIPE_FILE)
+    if recipe is not None:
+        out["_store"] = recipe
+    for name in data.tables():
+        meta = data.schema(name).metadata or {}
         raw = meta.get(b"vlprep.recipe")
         out[name] = {
             "schema_version": meta.get(b"vlprep.schema_version", b"").decode(),
@@ -81,14 +73,9 @@ def table_recipes(uri: str) -> dict[str, Any]:
     return out
 
 
-def _table_summary(store: Store, name: str) -> dict[str, Any]:
-    files = store.table_files(name)
-    rows, size, schema = 0, 0, None
-    for path in files:
-        meta = pq.read_metadata(path, filesystem=store.fs)
-        rows += meta.num_rows
-        size += store.fs.get_file_info(path).size
-        schema = schema or meta.schema.to_arrow_schema()
+def _table_summary(data: CommittedStore, name: str) -> dict[str, Any]:
+    files = data.files(name)
+    rows, size, schema = data.count_rows(name), data.bytes(name), data.schema(name)
     columns = schema.names if schema is not None else []
     version = (schema.metadata or {}).get(b"vlprep.schema_version", b"").decode() if schema else ""
     return {

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-from vlprep.pipeline.failpoints import failpoint
+from vlprep.failpoints import failpoint
 from vlprep.pipeline.guard import run_guarded
-from vlprep.pipeline.store import TMP, Store
 from vlprep.stages.base import Record, Stage
 from vlprep.stages.record import fail, failed
+from vlprep.store import TMP, Store
 
 CRASH_REASON = "the stage's worker process died while processing this video"
 

@@ -29,10 +29,11 @@ from vlprep.jobs.manifest import read_manifest
 from vlprep.pipeline.executors import LocalExecutor
 from vlprep.pipeline.provenance import job_recipe, recipe_json
 from vlprep.pipeline.runner import plan_passes
-from vlprep.pipeline.store import Store, open_filesystem, write_parquet
 from vlprep.stages.base import AggregateStage
 from vlprep.stages.record import failed, new_error, timings, without_bookkeeping
 from vlprep.stages.record import outputs as record_outputs
+from vlprep.store import Store, open_filesystem
+from vlprep.store.parquet import write_parquet
 
 RAY_STARTUP_S = 10.0  # starting a local Ray and its first workers, measured on 2 cores
 

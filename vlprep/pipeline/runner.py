@@ -11,33 +11,32 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
 from vlprep.jobs.builtin_manifests import resolve_manifest
 from vlprep.jobs.config import Job, StageSpec
 from vlprep.jobs.flow import split_passes
-from vlprep.pipeline import adapters
 from vlprep.pipeline.aggregate import KeyedSums
-from vlprep.pipeline.collector import PartitionCollector, RunCounts
+from vlprep.pipeline.collector import RunCounts
 from vlprep.pipeline.executors import Executor
 from vlprep.pipeline.executors import executor as make_executor
 from vlprep.pipeline.inputs import prepare_inputs
 from vlprep.pipeline.progress import RunProgress
 from vlprep.pipeline.provenance import (
-    RECIPE_FILE,
     RecipeError,
     comparable,
     first_difference,
     job_recipe,
     recipe_json,
 )
-from vlprep.pipeline.store import INPUTS, Store, StoreError
+from vlprep.pipeline.report import BatchReport
 from vlprep.schemas import TABLES
 from vlprep.stages.base import WeightsOptions
-from vlprep.stages.record import new_error
-
-RUNS = "_runs"  # one summary JSON per run
+from vlprep.store import INPUTS, RECIPE_FILE, RUNS, CommittedStore, Store, StoreError
+from vlprep.store.committer import Committer
+from vlprep.store.writer import BatchWriter
 
 log = logging.getLogger("vlprep")
 
@@ -136,7 +135,11 @@ def run_summary(result: RunResult) -> dict:
             "partitions_written": c.partitions, "partitions_skipped": result.skipped_partitions,
             "rows": dict(c.rows), "seconds": round(result.seconds, 3),
             "videos_per_second": round(c.videos / result.seconds, 3) if result.seconds else None,
-            "stages": stages}
+            "stages": stages,
+            # the driver only commits: workers wrote every data byte, it received reports
+            "driver": {"pid": os.getpid(), "node": _driver_node(),
+                       "bytes_received": c.driver_bytes_received},
+            "bytes_written": c.bytes_written, "writers": dict(c.writers)}
 
 
 def _check_recipe(store: Store, recipe: dict) -> None:
@@ -158,29 +161,49 @@ def _run_video_pass(job: Job, store: Store, sizes: list[int], step: Pass, counts
     expected = {pid: n for pid, n in enumerate(sizes) if pid not in done}
     if not expected:
         return
-    collector = PartitionCollector(store, expected, job.file.target_file_bytes, step.index,
-                                   counts=counts)
+    writer = BatchWriter(store.uri, job.file.target_file_bytes, step.index, dict(store.metadata))
+    committer = Committer(store, writer, expected, compact=runner.compact)
     failed = _failed_videos(store) if step.index else frozenset()
-    blocks = runner.blocks(job, store, step.stages, sorted(expected), failed)
+    blocks = runner.blocks(job, store, step.stages, sorted(expected), failed, writer)
     label = job.file.name if step.index == 0 else f"{job.file.name} pass {step.index + 1}"
+
+    def note(commits) -> None:
+        for commit in commits:
+            counts.partitions += step.index == 0
+            for name, n in commit.rows.items():
+                counts.rows[name] += n
+
     with RunProgress(sum(expected.values()), quiet=quiet, label=label) as progress:
-        for batch in blocks:
-            for record in adapters.to_records(batch):
-                collector.add(record, count_video=step.index == 0)
-                progress.advance(failed=new_error(record) is not None)
-    if collector.incomplete:
-        raise RuntimeError(f"partitions did not complete: {collector.incomplete}")
+        for batch in blocks:  # reports only: the workers wrote the rows
+            counts.driver_bytes_received += batch.nbytes
+            for report in BatchReport.from_table(batch):
+                for video in report.videos:
+                    counts.note_video(video, count_video=step.index == 0)
+                    progress.advance(failed=video["error"] is not None)
+                if report.files:
+                    counts.writers[f"{report.writer['node']} {report.writer['pid']}"] += len(
+                        report.files)
+                for pid, (videos, files) in sorted(report.by_partition().items()):
+                    note(committer.add(pid, videos, files))
+        note(committer.finish())
+    counts.bytes_written += committer.bytes_committed
+    if committer.incomplete:
+        raise RuntimeError(f"partitions did not complete: {committer.incomplete}")
+    store.clear_writes()  # what no commit lists: dead attempts' files, compacted originals
+
+
+def _driver_node() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - informative only
+        return None
 
 
 def _failed_videos(store: Store) -> frozenset[str]:
-    """Videos with an errors row so far: a later pass does not try them again."""
-    import pyarrow.dataset as pads
-
-    files = store.table_files("errors")
-    if not files:
-        return frozenset()
-    table = pads.dataset(files, filesystem=store.fs, format="parquet").to_table(
-        columns=["video_id"])
+    """Videos with a committed errors row so far: a later pass does not try them again."""
+    table = CommittedStore(store).read("errors", ["video_id"], empty=TABLES["errors"])
     return frozenset(table.column("video_id").to_pylist())
 
 
@@ -195,7 +218,7 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
     stage = spec.build()
     stage.setup()
     source = TABLES[stage.source].empty_table().select(list(stage.columns))
-    files = store.table_files(stage.source)
+    files = CommittedStore(store).files(stage.source)
     # no source rows: empty totals of the partials' schema
     combiner = KeyedSums(list(stage.keys), stage.partial(source).schema)
     if files:
@@ -203,5 +226,6 @@ def _run_aggregate(job: Job, store: Store, spec: StageSpec, counts: RunCounts,
             combiner.add(partial)
     tables = stage.finalize(combiner.result())
     store.write_unit(unit, 0, tables, job.file.target_file_bytes)
+    store.clear_writes()
     for name, table in tables.items():
         counts.rows[name] += table.num_rows

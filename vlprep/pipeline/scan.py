@@ -75,7 +75,8 @@ def probe_row(row: dict[str, Any], probe_options: dict[str, Any]) -> dict[str, A
     if _LOCAL.get("key") != key:
         spec = StageSpec("probe", ProbeStage, ProbeStage.Options(**probe_options),
                          ProbeStage.default_resources)
-        _LOCAL.update(key=key, spec=spec, executor=LocalExecutor(journal=False))
+        _LOCAL.update(key=key, spec=spec,  # the probe runs no torch: no threads to set
+                      executor=LocalExecutor(journal=False, worker_threads=False))
     [record] = _LOCAL["executor"].run([_LOCAL["spec"]], [dict(row, partition=0)])
     error = error_of(record)
     if error:  # every failure is a status, never a crash

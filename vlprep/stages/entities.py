@@ -34,6 +34,7 @@ class EntitiesStage(AggregateStage[EntitiesOptions]):
     """Counts `texts.nouns` lemmas corpus-wide; writes `entities` (rank, lemma, count)."""
 
     kind = "entities"
+    Options = EntitiesOptions
     source = "texts"
     columns = ("source", "nouns")
     keys = ("lemma",)
@@ -72,18 +73,15 @@ class EntitiesStage(AggregateStage[EntitiesOptions]):
 
 
 def read_entities(store: str) -> list[str]:
-    """The entity lemmas of a store in rank order (entity id = list index)."""
-    import pyarrow.dataset as pads
+    """The entity lemmas of a store in rank order (entity id = list index), from its
+    committed files only (the store's one reader)."""
+    from vlprep.store import CommittedStore
 
-    from vlprep.store.fs import open_filesystem
-
-    fs, root = open_filesystem(store)
-    path = f"{root}/entities"
-    if fs.get_file_info(path).type.name != "Directory":
+    data = CommittedStore(store, must_exist=False)
+    if "entities" not in data.tables():
         raise FileNotFoundError(f"store {store} has no entities table (run an `entities` "
                                 "stage before the prompter)")
-    table = pads.dataset(path, filesystem=fs, format="parquet").to_table(
-        columns=["rank", "lemma"]).sort_by("rank")
+    table = data.read("entities", ["rank", "lemma"]).sort_by("rank")
     ranks = table.column("rank").to_pylist()
     if ranks != list(range(len(ranks))):
         raise ValueError(f"store {store}: entities ranks are not 0..{len(ranks) - 1}")

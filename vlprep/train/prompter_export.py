@@ -37,7 +37,7 @@ def frozen_clip(recipe: dict[str, Any]) -> Any:
     if not checkpoint or str(checkpoint).endswith(".onnx") or not Path(checkpoint).is_dir():
         raise ExportError(f"the clip stage's checkpoint {checkpoint!r} is not a readable "
                           "Hugging Face directory here")
-    from vlprep.pipeline.provenance import checkpoint_sha256
+    from vlprep.models.checksums import checkpoint_sha256
 
     if weights.get("sha256") and checkpoint_sha256(checkpoint) != weights["sha256"]:
         raise ExportError(f"{checkpoint} changed since the store was made (sha256 differs)")

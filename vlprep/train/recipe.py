@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vlprep.pipeline.provenance import RECIPE_FILE
+from vlprep.store.layout import RECIPE_FILE
 from vlprep.train.store_reader import StoreReader
 
 

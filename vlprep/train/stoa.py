@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torchvision.ops import roi_align
 
-from vlprep.pipeline.store import StoreError
+from vlprep.store.fs import StoreError
 from vlprep.train.arrays import dim_of, pad_sequences, sorted_by, vector_lists, vectors
 from vlprep.train.data import ReadSpec, VideoRows
 from vlprep.train.losses import matched_mse, vtc

@@ -11,7 +11,6 @@ run's leftovers are invisible here too.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
@@ -19,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vlprep.pipeline.store import Store, StoreError
 from vlprep.schemas import TABLES
+from vlprep.store import CommittedStore, StoreError
+from vlprep.store.layout import CORPUS
 
-_UNIT = re.compile(r"^(?:ph\d+-)?part-(\d{6})$")
-CORPUS = "corpus"  # the partition key of aggregate (corpus-wide) tables
+__all__ = ["CORPUS", "StoreError", "StoreReader", "Unit", "group_by_video", "unit_videos"]
 
 
 @dataclass(frozen=True)
@@ -41,27 +40,19 @@ class StoreReader:
 
     def __init__(self, uri: str, cache_row_groups: int = 3):
         self.uri = uri
-        self.store = Store(uri)
-        if not self.store.exists():
-            raise StoreError(f"store {uri}: no such directory")
-        files: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for commit in self.store.commits():
-            match = _UNIT.match(commit.unit)
-            key = match.group(1) if match else CORPUS
-            for table, names in commit.files.items():
-                files[key][table].extend(self.store.path(table, n) for n in names)
-        self.files = {k: dict(v) for k, v in sorted(files.items())}
+        self.data = CommittedStore(uri)  # the store's one reader of committed files
+        self.store = self.data.store
+        self.files = self.data.partitions
         self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()
         self._cache_size = cache_row_groups
-        self._meta: dict[str, pq.FileMetaData] = {}
         self._ids: dict[tuple[str, int], frozenset[str]] = {}
 
     # what is there --------------------------------------------------------------------------
     def tables(self) -> set[str]:
-        return {t for per in self.files.values() for t in per}
+        return set(self.data.tables())
 
     def table_files(self, table: str) -> list[str]:
-        return [p for per in self.files.values() for p in per.get(table, ())]
+        return self.data.files(table)
 
     def require(self, *tables: str) -> None:
         """One readable error naming every missing table (and the stage that writes it)."""
@@ -82,9 +73,7 @@ class StoreReader:
         return column in self.schema(table).names
 
     def metadata(self, path: str) -> pq.FileMetaData:
-        if path not in self._meta:
-            self._meta[path] = pq.read_metadata(path, filesystem=self.store.fs)
-        return self._meta[path]
+        return self.data.metadata(path)
 
     def count_rows(self, table: str) -> int:
         return sum(self.metadata(p).num_rows for p in self.table_files(table))
@@ -105,8 +94,7 @@ class StoreReader:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        with self.store.fs.open_input_file(path) as f:
-            table = pq.ParquetFile(f).read_row_group(row_group, columns=columns)
+        table = self.data.read_row_group(path, row_group, columns)
         self._cache[key] = table
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -116,8 +104,7 @@ class StoreReader:
         """The video ids a row group holds (only the id column is read), memoised."""
         key = (path, row_group)
         if key not in self._ids:
-            with self.store.fs.open_input_file(path) as f:
-                ids = pq.ParquetFile(f).read_row_group(row_group, columns=["video_id"])
+            ids = self.data.read_row_group(path, row_group, ["video_id"])
             self._ids[key] = frozenset(ids.column(0).unique().to_pylist())
         return self._ids[key]
 
@@ -148,9 +135,9 @@ class StoreReader:
 
     def read_table(self, table: str, columns: list[str]) -> pa.Table:
         """A whole small table (corpus-wide ones such as `entities`); never a per-frame one."""
-        parts = [pq.read_table(p, columns=columns, filesystem=self.store.fs)
-                 for p in self.table_files(table)]
-        return pa.concat_tables(parts) if parts else self._empty(table, columns)
+        if not self.table_files(table):
+            return self._empty(table, columns)
+        return self.data.read(table, columns)
 
 
 def group_by_video(table: pa.Table) -> dict[str, pa.Table]:

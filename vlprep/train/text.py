@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from vlprep.pipeline.store import StoreError
+from vlprep.store.fs import StoreError
 from vlprep.train.recipe import load_recipe, tokenizer_spec
 from vlprep.train.store_reader import StoreReader
 

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from vlprep.pipeline.store import COMMITS, TMP, Store
 from vlprep.schemas import ERRORS, TEXTS
+from vlprep.store import COMMITS, TMP, Store
 
 
 def _videos(ids):
