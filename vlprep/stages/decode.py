@@ -10,7 +10,7 @@ unreferenced frames; the default), ``decord`` (``get_batch``) and ``ffmpeg`` (th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -69,6 +69,49 @@ def sample(request: SampleRequest, limits: DecodeLimits) -> SampleResult:
     from vlprep.stages.decoders.isolation import worker_for
 
     return worker_for(limits.memory_limit_mb).sample(request, limits.timeout)
+
+
+def plan_dense(request: SampleRequest, limits: DecodeLimits) -> SampleResult:
+    """A videoclip sample without its frames (they are read later with :func:`read_chunk`)."""
+    request = replace(request, path=local_path(request.path, limits.max_file_bytes))
+    if not limits.isolate:
+        from vlprep.stages.decoders.stream import plan_dense as plan_here
+
+        return plan_here(request)
+    from vlprep.stages.decoders.isolation import worker_for
+
+    return worker_for(limits.memory_limit_mb).plan(request, limits.timeout)
+
+
+def read_chunk(request: SampleRequest, start: int, count: int,
+               limits: DecodeLimits) -> np.ndarray:
+    """Slots ``start .. start + count`` of a videoclip sample (uint8 count x crop x crop x 3),
+    decoded here or in the decode worker, continuing the previous chunk's decode."""
+    request = replace(request, path=local_path(request.path, limits.max_file_bytes))
+    if not limits.isolate:
+        from vlprep.stages.decoders.stream import read_chunk as read_here
+
+        def allocate(shape: tuple[int, ...]) -> np.ndarray:
+            return np.empty(shape, np.uint8)
+
+        return read_here(request, start, count, allocate)
+    from vlprep.stages.decoders.isolation import worker_for
+
+    return worker_for(limits.memory_limit_mb).chunk(request, start, count, limits.timeout)
+
+
+@dataclass
+class DenseSource:
+    """Where streamed videoclip frames come from: the request (its path as the manifest gave
+    it, so another process fetches a URI itself) and the decode limits. Small and picklable:
+    it travels in the record instead of the frames."""
+
+    request: SampleRequest
+    limits: DecodeLimits
+    length: int  # slots, padding included
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        return read_chunk(self.request, start, count, self.limits)
 
 
 class BatchMemo:
@@ -148,5 +191,6 @@ def decode_frames(path: str, indices: Sequence[int] | np.ndarray,
     return np.stack([got[int(i)] for i in indices])
 
 
-__all__ = ["DECODERS", "BatchMemo", "DecodeLimits", "Decoder", "SampleRequest", "SampleResult",
-           "av_reason", "decode_frames", "probe", "sample"]
+__all__ = ["DECODERS", "BatchMemo", "DecodeLimits", "Decoder", "DenseSource", "SampleRequest",
+           "SampleResult", "av_reason", "decode_frames", "plan_dense", "probe", "read_chunk",
+           "sample"]

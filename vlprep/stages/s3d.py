@@ -1,9 +1,12 @@
 """VideoCLIP S3D features: one `s3d` row per video, one 512-d vector per second.
 
 Reads the frames of the VideoCLIP sampler (30 fps, 1-s windows of 30 frames, the last one
-zero-padded) and runs the HowTo100M S3D-G on every window. The windows of all videos of a
-batch go through the model together in chunks of ``frame_batch`` windows, then are split
-back per video. Stored fp16, L2-normalised by default as VideoCLIP's extractor does; with
+zero-padded) and runs the HowTo100M S3D-G on every window, ``frame_batch`` windows per
+forward pass. Unlike the other backbones it takes each video's frames piece by piece rather
+than the batch's frames at once: streamed frames (the sampler's default, see
+:mod:`vlprep.stages.frames`) are decoded 16 windows at a time, the next piece while the model
+runs on this one, so memory is flat in the video's length (decoding then happens in this
+stage's process). Stored fp16, L2-normalised by default as VideoCLIP's extractor does; with
 ``mixed_5c: true`` the 1024-d pooled block output is stored too.
 """
 
@@ -19,7 +22,10 @@ from vlprep.columns import list_of_vectors
 from vlprep.schemas import S3D
 from vlprep.stages.backbone import BackboneOptions, BackboneStage, Encoder, Runtime, table_of
 from vlprep.stages.base import Record, Resources, VideoError
-from vlprep.stages.frames import SampledFrames
+from vlprep.stages.frames import SampledFrames, get_frames
+from vlprep.stages.record import emit
+
+CHUNK_WINDOWS = 16  # windows decoded and embedded at a time (16 s: 72 MB of frames at 224)
 
 
 class S3dOptions(BackboneOptions):
@@ -53,7 +59,22 @@ class S3dStage(BackboneStage[S3dOptions], kind="s3d", table="s3d",
         return Encoder("torch", lambda frames: embed_windows(
             model, frames, opts.window, self.device, opts.frame_batch, opts.precision), model)
 
-    def units(self, sampled: SampledFrames, inputs: np.ndarray) -> int:
+    def __call__(self, batch: list[Record]) -> list[Record]:
+        """Each video's windows in pieces of ``CHUNK_WINDOWS`` (at least ``frame_batch``)."""
+        self.setup()
+        assert self.model is not None
+        opts = self.options
+        sampled = [get_frames(record, opts.frames) for record in batch]
+        for s in sampled:
+            self.units(s, None)  # every video checked before any decoding
+        per_chunk = opts.window * max(CHUNK_WINDOWS, opts.frame_batch)
+        for record, s in zip(batch, sampled, strict=True):
+            parts = [self.model(chunk) for chunk in s.chunks(per_chunk)]
+            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            emit(record, self.tables[0], self.rows(record, s, outputs, None))
+        return batch
+
+    def units(self, sampled: SampledFrames, inputs: Any) -> int:
         """Windows of the video: its frames must come in whole windows of ``window``."""
         window = self.options.window
         given = int(sampled.window or 0)

@@ -31,15 +31,24 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from vlprep.stages.base import Contract, Record, Resources, Stage
-from vlprep.stages.decode import BatchMemo, DecodeLimits, SampleRequest, sample
-from vlprep.stages.frames import SampledFrames
+from vlprep.stages.decode import (
+    BatchMemo,
+    DecodeLimits,
+    DenseSource,
+    SampleRequest,
+    plan_dense,
+    sample,
+)
+from vlprep.stages.decoders.job import dense_in_order
+from vlprep.stages.decoders.stream import chunk_request
+from vlprep.stages.frames import SampledFrames, StreamedFrames
 from vlprep.stages.record import note
 
 DEFAULT_FRAMES = {"uniform": 8, "middle": 8, "rand": 8, "headtail": 4, "stoa": 12}
 
 
 class SampleOptions(DecodeLimits):
-    speed_only = frozenset({"threads"})
+    speed_only = frozenset({"threads", "stream"})
 
     sampler: Literal["uniform", "middle", "headtail", "rand", "stoa", "videoclip"] = "uniform"
     num_frames: int | None = Field(default=None, gt=0,
@@ -60,6 +69,9 @@ class SampleOptions(DecodeLimits):
     threads: int | None = Field(default=None, ge=0, description="decoder threads per video "
                                 "(default: the stage's num_cpus; 0: FFmpeg decides)")
     key: str = Field(default="frames", description="record key the frames are stored under")
+    stream: bool = Field(default=True, description="videoclip with pyav: leave the frames in "
+                         "the video and decode them window by window when read (memory flat "
+                         "in the video's length); false: decode them all here")
 
     @model_validator(mode="after")
     def _consistent(self) -> SampleOptions:
@@ -113,10 +125,21 @@ class SampleStage(Stage[SampleOptions]):
 
     def compute(self, record: Record) -> SampledFrames:
         opts = self.options
-        result = sample(self.request(record), opts)
+        request = self.request(record)
         dense = opts.sampler == "videoclip"
-        return SampledFrames(
-            frames=result.frames, indices=result.indices.astype(np.int64),
+        if dense and opts.stream and dense_in_order(request):
+            result = plan_dense(request, opts)  # checks the video, decodes one frame
+            source = DenseSource(chunk_request(request, result), opts, len(result.indices))
+            return StreamedFrames(source, **self.fields(result))
+        result = sample(request, opts)
+        return SampledFrames(frames=result.frames, **self.fields(result))
+
+    def fields(self, result: Any) -> dict[str, Any]:
+        """SampledFrames' fields but the frames."""
+        opts = self.options
+        dense = opts.sampler == "videoclip"
+        return dict(
+            indices=result.indices.astype(np.int64),
             times=result.times.astype(np.float32), sampler=opts.sampler,
             window_starts=None if result.window_starts is None
             else result.window_starts.astype(np.float32),

@@ -133,23 +133,48 @@ class DecodeWorker:
         return self.call("probe", request, timeout)
 
     def sample(self, request: SampleRequest, timeout: float | None) -> SampleResult:
-        path = os.path.join(_frames_dir(), f"vlprep-frames-{os.getpid()}-{next(_counter)}")
+        path = _frames_path()
         try:
             result: SampleResult = self.call("sample", request, timeout, path)
             crop = request.crop or request.size
             result.frames = _map_frames(path, (len(result.indices), crop, crop, 3))
         finally:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            _unlink(path)
         return result
+
+    def plan(self, request: SampleRequest, timeout: float | None) -> SampleResult:
+        """A videoclip sample without frames (see :mod:`vlprep.stages.decoders.stream`)."""
+        return self.call("plan", request, timeout)
+
+    def chunk(self, request: SampleRequest, start: int, count: int,
+              timeout: float | None) -> np.ndarray:
+        """Slots ``start .. start + count`` of a videoclip sample, decoded by the child."""
+        path = _frames_path()
+        try:
+            self.call("chunk", (request, start, count), timeout, path)
+            crop = request.crop or request.size
+            return _map_frames(path, (count, crop, crop, 3))
+        finally:
+            _unlink(path)
+
+
+def _frames_path() -> str:
+    return os.path.join(_frames_dir(), f"vlprep-frames-{os.getpid()}-{next(_counter)}")
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _map_frames(path: str, shape: tuple[int, ...]) -> np.ndarray:
     """The child's frame file as a writable array (copy-on-write mapping; the file may be
     unlinked right after, the mapping keeps the pages)."""
     size = int(np.prod(shape))
+    if size == 0:
+        return np.zeros(shape, np.uint8)
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size < size:
             raise VideoError("decoder returned fewer frame bytes than announced")

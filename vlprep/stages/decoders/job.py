@@ -16,6 +16,7 @@ import numpy as np
 
 from vlprep.stages.base import VideoError
 from vlprep.stages.decoders import decord_backend, ffmpeg_backend, pyav_backend
+from vlprep.stages.decoders.dense import DenseReader
 from vlprep.stages.decoders.geometry import FrameWriter, Geometry
 from vlprep.stages.decoders.media import (
     Caps,
@@ -166,38 +167,86 @@ def _allocate_once(allocate: Allocate) -> Allocate:
     return once
 
 
+@dataclass
+class Opened:
+    """A video opened for sampling: what every decode path needs before decoding."""
+
+    stream: av.VideoStream
+    facts: dict[str, Any]
+    index: FrameIndex
+    rotation: int | None  # None: read from the first frame the PyAV paths decode
+    plan: _Plan
+
+    @property
+    def source(self) -> np.ndarray:
+        """The source frame of every non-padding slot, in slot order."""
+        return self.plan.indices[self.plan.valid]
+
+
+def open_sample(req: SampleRequest, container: av.container.InputContainer,
+                file_size: int | None) -> Opened:
+    """Checks (caps, truncation), the frame index and the plan of which frames go where."""
+    stream = video_stream(container)
+    if req.decoder == "pyav":
+        pyav_backend.configure(stream, req.threads)
+    facts = probe_facts(container, stream, file_size)
+    check_caps(facts, req.caps)
+    check_complete(stream, file_size)
+    index = build_index(container, stream)
+    rotation = req.rotation
+    if rotation is None and req.decoder != "pyav":
+        rotation = rotation_of(first_frame(container, stream))
+    return Opened(stream, facts, index, rotation,
+                  _plan(req, index, facts["fps"], stream.average_rate))
+
+
+def geometry_of(req: SampleRequest, rotation: int | None) -> Geometry:
+    return Geometry(req.size, req.crop or req.size, rotation, req.resize == "squash")
+
+
 def _sample_with(req: SampleRequest, allocate: Allocate) -> SampleResult:
     """:func:`run_sample` with exactly the decoder the request names."""
     size = check_input(req.path, req.caps)
     with open_container(req.path) as container:
-        stream = video_stream(container)
-        if req.decoder == "pyav":
-            pyav_backend.configure(stream, req.threads)
-        facts = probe_facts(container, stream, size)
-        check_caps(facts, req.caps)
-        check_complete(stream, size)
-        index = build_index(container, stream)
-        rotation = req.rotation
-        if rotation is None and req.decoder != "pyav":
-            rotation = rotation_of(first_frame(container, stream))
-        plan = _plan(req, index, facts["fps"], stream.average_rate)
+        o = open_sample(req, container, size)
+        plan, index, stream = o.plan, o.index, o.stream
         crop = req.crop or req.size
         out = allocate((len(plan.indices), crop, crop, 3))
-        writer = FrameWriter(Geometry(req.size, crop, rotation, req.resize == "squash"), out)
-        positions: dict[int, list[int]] = {}
-        for pos, t in enumerate(plan.indices):
-            if t >= 0:
-                positions.setdefault(int(t), []).append(pos)
-        targets = np.asarray(sorted(positions), dtype=np.int64)
-        stats = _decode(req, container, stream, index, targets, facts, rotation,
-                        lambda t, frame: writer.put(positions[t], frame))
-        out[~plan.valid] = 0
+        geometry = geometry_of(req, o.rotation)
+        if dense_in_order(req):
+            reader = DenseReader(container, stream, index, o.source, geometry)
+            reader.fill(0, out)
+            geometry = reader.geometry
+            stats: dict[str, Any] = {"decoded": reader.decoded, "seeks": reader.seeks}
+            targets = np.unique(o.source)
+        else:
+            writer = FrameWriter(geometry, out)
+            positions: dict[int, list[int]] = {}
+            for pos, t in enumerate(plan.indices):
+                if t >= 0:
+                    positions.setdefault(int(t), []).append(pos)
+            targets = np.asarray(sorted(positions), dtype=np.int64)
+            stats = _decode(req, container, stream, index, targets, o.facts, o.rotation,
+                            lambda t, frame: writer.put(positions[t], frame))
+            out[~plan.valid] = 0
+            geometry = writer.geometry
+    stats.update(targets=len(targets), returned=int(plan.valid.sum()))
+    return result_of(o, geometry.rotation or 0, stats)
+
+
+def dense_in_order(req: SampleRequest) -> bool:
+    """Whether the request goes through the dense front-to-back path (videoclip on PyAV)."""
+    return req.sampler == "videoclip" and req.decoder == "pyav"
+
+
+def result_of(o: Opened, rotation: int, stats: dict[str, Any]) -> SampleResult:
+    """The result of a sample (frames set by the caller)."""
+    plan = o.plan
     valid = plan.valid
     times = np.full(len(plan.indices), np.nan)
-    times[valid] = index.times(plan.indices[valid])
-    stats.update(targets=len(targets), returned=int(valid.sum()))
+    times[valid] = o.index.times(plan.indices[valid])
     return SampleResult(None, plan.indices, times, valid, plan.snapped, plan.window_starts,
-                        facts["fps"], writer.geometry.rotation or 0, len(index), stats)
+                        o.facts["fps"], rotation, len(o.index), stats)
 
 
 @dataclass

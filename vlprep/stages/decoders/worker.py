@@ -3,7 +3,9 @@
 Started by :class:`vlprep.stages.decoders.isolation.DecodeWorker` as
 ``python -m vlprep.stages.decoders.worker REQUEST_FD RESPONSE_FD MEMORY_LIMIT_BYTES``. It reads
 pickled ``(op, request, out_path)`` messages (after announcing ``("ready", ...)`` once its
-libraries are loaded), writes a sample's frames straight into the file
+libraries are loaded; ops: ``probe``, ``sample``, and for streamed videoclip frames ``plan``
+and ``chunk``, see :mod:`vlprep.stages.decoders.stream`), writes a sample's frames straight
+into the file
 ``out_path`` (on /dev/shm, so the parent maps them without a copy through a pipe) and answers
 ``("ok", result, retire)`` or ``("error", (reason, code), retire)``; ``retire`` says it
 exits now (it came close to its memory limit). It exits when the parent closes the
@@ -18,10 +20,13 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
+
+Allocate = Callable[[tuple[int, ...]], np.ndarray]
 
 
 def _die_with_parent() -> None:
@@ -39,9 +44,8 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _sample(request: Any, out_path: str) -> Any:
-    from vlprep.stages.decoders.job import run_sample
-
+def _into_file(out_path: str, fill: Callable[[Allocate], Any]) -> Any:
+    """Run ``fill(allocate)`` with frames allocated in the shared file ``out_path``."""
     maps: list[mmap.mmap] = []
 
     def allocate(shape: tuple[int, ...]) -> np.ndarray:
@@ -49,19 +53,48 @@ def _sample(request: Any, out_path: str) -> Any:
         fd = os.open(out_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.ftruncate(fd, size)
-            maps.append(mmap.mmap(fd, size))
+            maps.append(mmap.mmap(fd, max(size, 1)) if size else mmap.mmap(-1, 1))
         finally:
             os.close(fd)
         return np.ndarray(shape, np.uint8, buffer=maps[0])
 
     try:
-        result = run_sample(request, allocate)
+        return fill(allocate)
     finally:
         for m in maps:
             try:
                 m.close()
             except BufferError:
                 pass  # a view is still alive; the parent reads the file, not this map
+
+
+def _sample(request: Any, out_path: str) -> Any:
+    from vlprep.stages.decoders.job import run_sample
+
+    return _into_file(out_path, lambda allocate: run_sample(request, allocate))
+
+
+def _chunk(request: Any, out_path: str) -> dict[str, Any]:
+    from vlprep.stages.decoders.stream import read_chunk
+
+    req, start, count = request
+    _into_file(out_path, lambda allocate: read_chunk(req, start, count, allocate))
+    return {"worker_peak_rss_mb": _peak_rss_mb()}
+
+
+def _run(op: str, request: Any, out_path: str) -> Any:
+    if op == "probe":
+        from vlprep.stages.decoders.job import run_probe
+
+        return run_probe(request)
+    if op == "plan":
+        from vlprep.stages.decoders.stream import plan_dense
+
+        return plan_dense(request)
+    if op == "chunk":
+        return _chunk(request, out_path)
+    result = _sample(request, out_path)
+    result.stats["worker_peak_rss_mb"] = _peak_rss_mb()
     return result
 
 
@@ -102,7 +135,7 @@ def _explain(reason: str, limit: int) -> str:
 def serve(requests: Connection, responses: Connection, limit: int = 0) -> None:
     try:
         from vlprep.stages.base import VideoError
-        from vlprep.stages.decoders.job import run_probe
+        from vlprep.stages.decoders import job, stream  # noqa: F401 - loaded before "ready"
     except (ImportError, MemoryError) as e:  # e.g. a memory limit too small to load FFmpeg
         responses.send(("ready", None, False))
         _refuse_all(requests, responses, _explain(f"decode worker cannot start: {e}", limit))
@@ -114,10 +147,7 @@ def serve(requests: Connection, responses: Connection, limit: int = 0) -> None:
         except (EOFError, OSError):
             return
         try:
-            result = run_probe(request) if op == "probe" else _sample(request, out_path)
-            if op == "sample":
-                result.stats["worker_peak_rss_mb"] = _peak_rss_mb()
-            reply: tuple = ("ok", result)
+            reply: tuple = ("ok", _run(op, request, out_path))
         except VideoError as e:
             reply = ("error", (_explain(str(e), limit), e.code))
         except MemoryError:
