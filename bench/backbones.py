@@ -113,15 +113,22 @@ def bench_s3d(args, device: torch.device) -> dict:
                    args.repeats)
 
 
-def bench_detector(args, device: torch.device) -> dict:
+def detect_stage(args, device: torch.device, architecture: str):
+    """A set-up random-weight detect stage taking all of a run's frames in one batch."""
     from vlprep.stages.detect import DetectOptions, DetectStage
 
-    n = args.det_videos * args.det_frames
-    opts = DetectOptions(init="random", device=str(device), frame_batch=n,
-                         precision=args.precision, architecture="resnet50_fpn_v2",
+    opts = DetectOptions(init="random", device=str(device),
+                         frame_batch=args.det_videos * args.det_frames,
+                         precision=args.precision, architecture=architecture,
                          min_size=args.det_min_size, max_size=args.det_max_size)
     stage = DetectStage(opts, Resources())
     stage.setup()
+    return stage
+
+
+def bench_detector(args, device: torch.device) -> dict:
+    n = args.det_videos * args.det_frames
+    stage = detect_stage(args, device, "resnet50_fpn_v2")
     size = args.det_size
     batch = records(args.det_videos, args.det_frames, size, "frames")
     x = torch.from_numpy(np.concatenate([r["frames"].frames for r in batch])).to(device)
@@ -139,14 +146,9 @@ def bench_vinvl(args, device: torch.device) -> dict:
     box logic and attributes); in-pipeline is the stage (resize, batching, rows). The part
     shares come from the model's own timers during the model-only runs."""
     from vlprep.models.vinvl_ops import resize_image
-    from vlprep.stages.detect import DetectOptions, DetectStage
 
     n = args.det_videos * args.det_frames
-    opts = DetectOptions(init="random", device=str(device), frame_batch=n,
-                         precision=args.precision, architecture="vinvl_x152c4",
-                         min_size=args.det_min_size, max_size=args.det_max_size)
-    stage = DetectStage(opts, Resources())
-    stage.setup()
+    stage = detect_stage(args, device, "vinvl_x152c4")
     det = stage.model.model
     batch = records(args.det_videos, args.det_frames, args.det_size, "frames")
     frames = np.concatenate([r["frames"].frames for r in batch])

@@ -164,3 +164,14 @@ def ffmpeg_frame_times(path: Path | str) -> list[float]:
     err = ffmpeg("-loglevel", "info", "-copyts", "-i", str(path), "-map", "0:v:0",
                  "-fps_mode", "passthrough", "-vf", "showinfo", "-f", "null", "-").stderr
     return [float(t) for t in re.findall(rb"pts_time:\s*(-?[0-9.]+)", err)]
+
+
+def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Shorter side to `size` (PIL bilinear), centre crop: the sample stage's geometry."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    nw, nh = (size, max(size, h * size // w)) if w <= h else (max(size, w * size // h), size)
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return resized[top:top + size, left:left + size]

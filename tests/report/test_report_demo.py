@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+from media import resize_crop
 from PIL import Image
 from report_browser import chromium, missing
 
@@ -100,14 +101,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
-
-def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Shorter side to `size` (PIL bilinear), centre crop: the sample stage's geometry."""
-    h, w = image.shape[:2]
-    nw, nh = (size, max(size, h * size // w)) if w <= h else (max(size, w * size // h), size)
-    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return resized[top:top + size, left:left + size]
 
 
 def test_redecoded_frames_are_the_frames_the_features_came_from(report, demo_store: Path

@@ -17,10 +17,10 @@ from media import (
     ffmpeg_frame_md5s,
     ffmpeg_frame_times,
     pattern_frames,
+    resize_crop,
     sample_videos,
     write_video,
 )
-from PIL import Image
 
 from vlprep.stages.decode import decode_frames
 from vlprep.stages.decoders.job import SampleRequest, in_process
@@ -79,13 +79,6 @@ def reference(path: Path, size: int = SIZE) -> np.ndarray:
         _REFERENCE[key] = np.stack(frames)
     return _REFERENCE[key]
 
-
-def resize_crop(image: np.ndarray, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    nw, nh = (size, max(size, h * size // w)) if w <= h else (max(size, w * size // h), size)
-    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return resized[top:top + size, left:left + size]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
