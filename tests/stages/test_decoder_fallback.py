@@ -9,12 +9,14 @@ import pytest
 from media import pattern_frames, write_av1
 
 from vlprep.pipeline.guard import run_guarded
+from vlprep.pipeline.report import write_batch
 from vlprep.pipeline.runner import RunCounts, RunResult, run_summary
 from vlprep.stages.base import Resources, VideoError
 from vlprep.stages.decoders.decord_backend import open_error
 from vlprep.stages.probe import ProbeOptions, ProbeStage
 from vlprep.stages.record import ERROR, NOTES, OUTPUTS
 from vlprep.stages.sample import SampleOptions, SampleStage
+from vlprep.store.writer import BatchWriter
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def sample(path, **options) -> dict:
     return record
 
 
-def test_an_av1_clip_with_decoder_decord_is_decoded_by_pyav(av1_clip):
+def test_an_av1_clip_with_decoder_decord_is_decoded_by_pyav(av1_clip, tmp_path):
     record = sample(av1_clip, decoder="decord")
     assert ERROR not in record and record[OUTPUTS]["videos"].num_rows == 1
     frames = record["frames"]
@@ -45,8 +47,9 @@ def test_an_av1_clip_with_decoder_decord_is_decoded_by_pyav(av1_clip):
     assert (frames.indices == direct.indices).all() and (frames.times == direct.times).all()
     np.testing.assert_array_equal(frames.frames, direct.frames)  # same frames, same numbers
     assert record[NOTES] == {"sample": f"decoded with pyav: {frames.fallback}"}
-    counts = RunCounts()
-    counts.note_video(record)
+    counts = RunCounts()  # the note reaches the summary as a worker's batch report says it
+    for video in write_batch(BatchWriter(str(tmp_path / "store"), 1 << 20), [record]).videos:
+        counts.note_video(video)
     summary = run_summary(RunResult("s", 1, 0, counts, 1.0))["stages"]["sample"]
     assert summary["notes"] == 1 and summary["notes_by_video"]["v"].startswith("decoded with")
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from vlprep.schemas import ENTITIES, TABLES, TEXTS
 from vlprep.stages.base import Resources
 from vlprep.stages.entities import PARTIAL, EntitiesOptions, EntitiesStage, read_entities
+from vlprep.store import Store
 from vlprep.text.vocab import is_entity_word
 
 
@@ -85,8 +86,12 @@ def test_read_entities_from_a_store(tmp_path):
         read_entities(str(tmp_path))
     table = stage().finalize(pa.table({"lemma": ["pan", "dog"], "count": [1, 3]},
                                       schema=PARTIAL))["entities"]
-    (tmp_path / "entities").mkdir()
+    (tmp_path / "entities").mkdir()  # a crashed run's file, never committed: not there
     pq.write_table(table, tmp_path / "entities" / "agg-entities-000.parquet")
+    with pytest.raises(FileNotFoundError, match="no entities table"):
+        read_entities(str(tmp_path))
+    (tmp_path / "entities" / "agg-entities-000.parquet").unlink()
+    Store(str(tmp_path)).write_unit("agg-entities", 0, {"entities": table}, 1 << 20)
     assert read_entities(str(tmp_path)) == ["dog", "pan"]
 
 

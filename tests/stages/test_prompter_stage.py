@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from vlprep.stages.crops import crop_view, sample_boxes
 from vlprep.stages.entities import PARTIAL, EntitiesOptions, EntitiesStage
 from vlprep.stages.frames import SampledFrames
 from vlprep.stages.prompter import PrompterOptions, PrompterStage
+from vlprep.store import Store
 
 ENTITIES = ["dog", "kitchen", "bike", "phone", "rabbit", "car", "tree", "ball"]
 TINY_TEXT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
@@ -33,8 +33,7 @@ def store(tmp_path_factory) -> str:
     counts = pa.table({"lemma": ENTITIES, "count": list(range(20, 20 - len(ENTITIES), -1))},
                       schema=PARTIAL)
     table = EntitiesStage(EntitiesOptions(), Resources()).finalize(counts)["entities"]
-    (root / "entities").mkdir()
-    pq.write_table(table, root / "entities" / "agg-entities-000.parquet")
+    Store(str(root)).write_unit("agg-entities", 0, {"entities": table}, 1 << 20)
     return str(root)
 
 
