@@ -95,11 +95,14 @@ def test_demo_entities_are_reproduced_by_another_run_with_other_workers(
     from vlprep.jobs.config import load_job
     from vlprep.pipeline import executors, runner
     from vlprep.pipeline.collector import RunCounts
-    from vlprep.store import Store
+    from vlprep.store import COMMITS, Store
 
     store = tmp_path / "store"
     store.mkdir()
     shutil.copytree(demo_store / "texts", store / "texts")
+    # the partitions' commits too (the aggregate reads committed texts only), not its own
+    shutil.copytree(demo_store / COMMITS, store / COMMITS,
+                    ignore=shutil.ignore_patterns("agg-*"))
     overrides = [f"store={store}", "stages.entities.batch_size=1",
                  "stages.entities.concurrency=2"]
     job = load_job("demo", overrides)
