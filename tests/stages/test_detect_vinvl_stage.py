@@ -143,7 +143,7 @@ def test_stoa_recipe_detect_end_to_end_and_export(tmp_path):
     from vlprep.jobs.config import load_job
     from vlprep.models.vinvl_checkpoint import random_state, save_published
     from vlprep.pipeline.provenance import stage_recipe
-    from vlprep.pipeline.store import Store
+    from vlprep.store import Store
 
     checkpoint = save_published(random_state(seed=5), tmp_path / "vinvl_vg_x152c4.pth")
     labels = full_label_map(tmp_path / "VG-SGG-dicts-vgoi6-clipped.json")

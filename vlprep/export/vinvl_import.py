@@ -32,8 +32,9 @@ from vlprep.columns import list_of_vectors
 from vlprep.errors import ExportError
 from vlprep.models.region_detector import box_geometry
 from vlprep.models.vinvl_labels import NO_ATTRIBUTE, read_vinvl_label_map
-from vlprep.pipeline.store import Store, pass_prefix
 from vlprep.schemas import REGIONS, with_vector_dims
+from vlprep.store import Store
+from vlprep.store.layout import pass_prefix
 
 IMPORT_PASS = 90  # pass index of imported units: never one a job's own steps use
 
