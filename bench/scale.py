@@ -70,10 +70,15 @@ def write_manifest(path: Path, videos: int) -> None:
 def child(job_path: str) -> None:
     """Run the job in this fresh process; print one JSON line about the driver."""
     from vlprep.jobs.config import load_job
-    from vlprep.pipeline.runner import _init_ray, run_job
+    from vlprep.pipeline.runner import run_job
+
+    try:
+        from vlprep.pipeline.executors import init_ray
+    except ImportError:  # code before the executors (the --before tree)
+        from vlprep.pipeline.runner import _init_ray as init_ray
 
     job = load_job(job_path)
-    _init_ray(job, None)  # Ray's start-up is not the run's cost
+    init_ray(job, None)  # Ray's start-up is not the run's cost
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     result = run_job(job, quiet=True)

@@ -154,13 +154,15 @@ def test_demo_like_job_runs_across_two_nodes(tmp_path, cluster):
             for k, v in sorted(sample_videos().items())]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    # full patch tokens: the feature bytes (~100 KB a video) dwarf any metadata
+    # full patch tokens: the feature bytes (~100 KB a video) dwarf any metadata; the CLIP
+    # stage, the pass's last (its workers write the rows), holds the second node's custom
+    # resource, so Ray must place it there
     clip = {"init": "random", "seed": 0, "model_config": TINY_CLIP, "batch_size": 2,
-            "patch_tokens": "full"}
+            "patch_tokens": "full", "resources": {"worker2": 1}}
     job = write_job(tmp_path / "job.yaml", manifest, tmp_path / "store", partition_size=1,
                     extra_stages={"clip": clip})
 
-    # One CPU per node and the CLIP actor holding one of them: the plan needs both nodes.
+    # One CPU per node and the CLIP actor holding worker2's: the plan needs both nodes.
     result = run_cli("run", str(job), "--quiet", "--address", cluster.address, timeout=480,
                      env=cluster.env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -172,12 +174,13 @@ def test_demo_like_job_runs_across_two_nodes(tmp_path, cluster):
     on_head, on_worker2 = cluster.plan_work("head"), cluster.plan_work("worker2")
     assert on_head and on_worker2, (on_head, on_worker2)
 
-    # Worker processes of the cluster wrote the data files (the last stage's, wherever Ray
-    # placed it: the CLIP actor lands on either node), never the driver; the driver only
-    # received the batches' reports (what its plan handed it: no feature rows, a few KB).
+    # The second node's worker process wrote the data files, never the driver (which runs
+    # on the head node's machine); the driver only received the batches' reports (what its
+    # plan handed it: no feature rows, a few KB).
     [summary] = [json.loads(p.read_text()) for p in (store / "_runs").glob("run-*.json")]
     writers = {tuple(key.split()) for key in summary["writers"]}
-    assert writers and {node for node, _ in writers} <= {n["id"] for n in nodes}, writers
+    [worker2] = [n["id"] for n in nodes if n["resources"].get("worker2")]
+    assert writers and {node for node, _ in writers} == {worker2}, (writers, worker2)
     driver = summary["driver"]
     assert (driver["node"], str(driver["pid"])) not in writers, (driver, writers)
     written = sum(p.stat().st_size for p in store.glob("[!_]*/part-*.parquet"))  # not _inputs

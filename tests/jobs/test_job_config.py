@@ -123,3 +123,14 @@ def test_recipes_pin_the_published_settings(tmp_path):
     traj = stoa["trajectories"]
     assert (traj.selection, traj.max_objects, traj.candidates, traj.max_trajectories,
             traj.cross_class_iou) == ("stoa", 10, 20, 20, 0.5)
+
+
+def test_custom_ray_resources_pin_a_stage(tmp_path):
+    body = {**BASE, "stages": {"probe": {}, "sample": {"num_frames": 4,
+                                                       "resources": {"gpu_node": 1}}}}
+    job = load_job(_write(tmp_path, body))
+    assert job.stages[1].resources.resources == {"gpu_node": 1.0}
+    assert job.stages[0].resources.resources == {}
+    assert job.stages[1].resources.batch_size == 4  # the stage's other defaults stay
+    with pytest.raises(JobError, match=r"stages\.sample\.resources\.gpu_node:"):
+        load_job(_write(tmp_path, body), ["stages.sample.resources.gpu_node=0"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +17,7 @@ from vlprep.errors import JobError  # noqa: F401 - re-exported
 from vlprep.jobs.flow import check_flow
 from vlprep.stages.base import AggregateStage, Contract, Resources, Stage, StageOptions
 
-RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency")
+RESOURCE_KEYS = ("num_cpus", "num_gpus", "batch_size", "concurrency", "resources")
 BUILTIN_PACKAGE = "vlprep.jobs.builtin"
 RECIPES_PACKAGE = "vlprep.jobs.recipes"
 
@@ -37,6 +37,8 @@ class ResourcesConfig(_Strict):
     num_gpus: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=4, gt=0)
     concurrency: int = Field(default=1, gt=0)
+    resources: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="custom Ray resources per worker, e.g. {gpu_node: 1}")
 
 
 class JobFile(_Strict):

@@ -216,6 +216,7 @@ class RayExecutor:
         ds = ds.map_batches(adapters.run_partial, fn_kwargs={"spec": spec},
                             batch_format="pyarrow", batch_size=res.batch_size,
                             num_cpus=res.num_cpus,
+                            **({"resources": dict(res.resources)} if res.resources else {}),
                             compute=ray.data.TaskPoolStrategy(size=res.concurrency))
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
 
@@ -232,7 +233,8 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
     # and the stages would then take the whole run in turn instead of side by side
     batch_size = min(res.batch_size, partition_size)
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
-                  num_gpus=res.num_gpus or None, zero_copy_batch=False)
+                  num_gpus=res.num_gpus or None, zero_copy_batch=False,
+                  **({"resources": dict(res.resources)} if res.resources else {}))
     if spec.cls.stateful:
         return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, writer),
                               compute=ray.data.ActorPoolStrategy(

@@ -11,7 +11,8 @@ row for that video and the rest of the batch goes on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Literal, TypeVar, get_args
 
 import pyarrow as pa
@@ -66,6 +67,9 @@ class Resources:
     num_gpus: float = 0.0
     batch_size: int = 4
     concurrency: int = 1  # workers (actor pool size) for stateful stages; max tasks otherwise
+    # custom Ray resources each worker holds (a node label such as {"worker2": 1}, an
+    # accelerator type): pins a stage to the nodes that have them; the local executor has none
+    resources: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
