@@ -61,47 +61,6 @@ def test_unknown_executor_is_a_job_error():
         executor("local", address="auto")
 
 
-def _same_rows(a: list[dict], b: list[dict]) -> bool:
-    """Every row equal; floats to fp16 precision (a detector's convolutions sum in another
-    order when Ray puts other videos in the same batch: last bits, not other rows)."""
-    import numpy as np
-
-    def same(x, y) -> bool:
-        if isinstance(x, float) or isinstance(y, float):
-            return x == y or abs(x - y) <= 2e-3 + 1e-3 * abs(y)
-        if isinstance(x, list) and isinstance(y, list):
-            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y, strict=True))
-        if isinstance(x, dict) and isinstance(y, dict):
-            return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
-        return bool(np.all(x == y))
-
-    return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-
-
-
-class _Plan:
-    """Stands in for a Ray Dataset: records what each map_batches asked for."""
-
-    def __init__(self):
-        self.calls: list[dict] = []
-
-    def map_batches(self, fn, **kwargs):
-        self.calls.append(kwargs)
-        return self
-
-
-def test_ray_plan_asks_for_a_stages_custom_resources(tmp_path):
-    from vlprep.pipeline.executors import _add_stage
-
-    store = str(tmp_path / "store")
-    plan = _Plan()
-    _add_stage(plan, _spec(TextsStage, "texts", store, num_cpus=0.5,
-                           resources={"gpu_node": 1.0}), partition_size=8)
-    _add_stage(plan, _spec(Picky, "picky", store), partition_size=8)
-    pinned, plain = plan.calls
-    assert pinned["resources"] == {"gpu_node": 1.0} and pinned["num_cpus"] == 0.5
-    assert "resources" not in plain
-
 @pytest.mark.slow
 def test_demo_job_local_and_ray_give_identical_stores(tmp_path, demo_store):
     """The acceptance check: the built-in demo job, row sets per table, both executors."""
@@ -111,13 +70,11 @@ def test_demo_job_local_and_ray_give_identical_stores(tmp_path, demo_store):
     assert result.returncode == 0, result.stderr[-3000:]
     tables = sorted(p.name for p in demo_store.iterdir() if not p.name.startswith("_"))
     assert tables == sorted(p.name for p in store.iterdir() if not p.name.startswith("_"))
-    for table in tables:
+    assert {"regions", "trajectories", "s3d", "soft_labels"} <= set(tables)
+    for table in tables:  # bit for bit, every table: detector floats included
         local, ray = _keyed(store, table), _keyed(demo_store, table)
         assert local.keys() == ray.keys(), table
-        assert _same_rows([local[k] for k in sorted(local)], [ray[k] for k in sorted(ray)]), \
-            table
-    for table in ("videos", "texts", "clip_frames", "entities", "soft_labels", "s3d"):
-        assert read_rows(store, table) == read_rows(demo_store, table), table  # bit for bit
+        assert read_rows(store, table) == read_rows(demo_store, table), table
 
 
 def _keyed(store, table: str) -> dict:

@@ -69,7 +69,7 @@ def crop_cells(left: int, top: int, width: int, height: int, side: int,
     return (rows[:, None] * grid + cols[None, :]).reshape(-1)
 
 
-class Alpro(Method):
+class Alpro(Method[AlproOptions]):
     name = "alpro"
     Options = AlproOptions
 
@@ -80,7 +80,7 @@ class Alpro(Method):
         facts: dict[str, Any] = {"frame_dim": dim_of(schema, "embedding"),
                                  "vocab": vocab_from_store(reader, "bert_ids").to_dict(),
                                  "max_frames": 64, "pem": False}
-        opts: AlproOptions = self.opts  # type: ignore[assignment]
+        opts = self.opts
         if opts.vtc_only or not opts.pem:
             return facts
         tables = reader.tables()
@@ -132,7 +132,7 @@ class Alpro(Method):
         frames = sorted_by(rows.tables["clip_frames"], "sample_rank").slice(
             0, self.facts["max_frames"])
         emb = vectors(frames, "embedding")
-        pick = headtail(len(emb), self.opts.train_frames, rng)  # type: ignore[attr-defined]
+        pick = headtail(len(emb), self.opts.train_frames, rng)
         sample = {"frames": emb[pick],
                   "ids": with_specials(self.vocab, rng.choice(texts), self.opts.max_text_len)}
         if self.facts["pem"] and "soft_labels" in rows.tables:
@@ -184,7 +184,7 @@ class Alpro(Method):
 
     # model -----------------------------------------------------------------------------------
     def build_model(self) -> AlproModel:
-        o: AlproOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         f = self.facts
         return AlproModel(f["frame_dim"], f["vocab"], o.dim, o.embed_dim, o.layers,
                           o.text_layers, o.heads, f["max_frames"], o.max_text_len, o.dropout,
@@ -200,7 +200,7 @@ class Alpro(Method):
         if "crops" in batch and getattr(model, "pem", False):
             logits = model.pem_logits(batch["crops"], batch["crop_mask"])
             terms["pem"] = soft_cross_entropy(logits, batch["targets"])
-            loss = loss + self.opts.pem_weight * terms["pem"]  # type: ignore[attr-defined]
+            loss = loss + self.opts.pem_weight * terms["pem"]
         terms["temperature"] = temperature.detach()
         terms["loss"] = loss
         return terms
@@ -210,7 +210,7 @@ class Alpro(Method):
                 model.video_features(batch["frames"], batch["frame_mask"]))
 
     def after_training(self, model: AlproModel, out: Path) -> dict[str, Any]:
-        if not self.opts.vtc_only:  # type: ignore[attr-defined]
+        if not self.opts.vtc_only:
             return {}
         from vlprep.train.prompter_export import export_for_store
 

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader
 
 from vlprep.train import checkpoint
-from vlprep.train.data import StoreDataset
+from vlprep.train.data import Split, StoreDataset
 from vlprep.train.method import Method, TrainConfig, resolve_device, to_device
 from vlprep.train.metrics import MetricsLog, retrieval_metrics
 
@@ -33,14 +33,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(method: Method, cfg: TrainConfig, split: str, epoch: int,
+def make_loader(method: Method, cfg: TrainConfig, split: Split, epoch: int,
                 batch_size: int | None = None, train: bool | None = None) -> DataLoader:
     """Training samples (shuffled) of the train split by default; evaluation pairs (in
     store order) of any split with ``train=False``."""
     train = split == "train" if train is None else train
     dataset = StoreDataset(
         cfg.store, method.read_spec() if train else method.eval_read_spec(),
-        method.train_samples if train else method.eval_samples, split=split,  # type: ignore[arg-type]
+        method.train_samples if train else method.eval_samples, split=split,
         eval_fraction=cfg.eval_fraction, split_seed=cfg.split_seed, seed=cfg.seed,
         shuffle=train, shuffle_buffer=cfg.shuffle_buffer)
     dataset.set_epoch(epoch)
@@ -59,7 +59,7 @@ def _as_is(sample: Any) -> Any:
 
 @torch.no_grad()
 def evaluate(method: Method, model: torch.nn.Module, cfg: TrainConfig,
-             split: str = "eval") -> dict[str, Any]:
+             split: Split = "eval") -> dict[str, Any]:
     """Text-to-video retrieval over `split`: every video's query text against all videos."""
     device = next(model.parameters()).device
     was_training = model.training

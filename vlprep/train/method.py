@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -56,12 +56,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class Method:
-    """Base of the three methods; see the module docstring. Subclasses set `name` and
-    `Options` (a dataclass of method options with defaults)."""
+OptionsT = TypeVar("OptionsT")
+
+
+class Method(Generic[OptionsT]):
+    """Base of the three methods; see the module docstring. A subclass is generic in its
+    options (``class Alpro(Method[AlproOptions])``), sets `name` and `Options` (that
+    dataclass of method options with defaults), and reads ``self.opts`` typed, without casts."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type] = object
+    Options: ClassVar[type[Any]]
+    opts: OptionsT
     default_batch_size: ClassVar[int] = 64  # `vlprep train` without --batch-size
 
     def __init__(self, reader: StoreReader, options: dict[str, Any] | None = None,
@@ -69,7 +74,7 @@ class Method:
         """`saved` is the metadata of a checkpoint: a method rebuilt to evaluate it takes
         its options and data-derived facts (vocabulary, feature sizes) from there."""
         self.reader = reader
-        known = set(self.Options.__dataclass_fields__)  # type: ignore[attr-defined]
+        known = {f.name for f in fields(self.Options)}
         given = dict((saved or {}).get("options", {}))
         given.update(options or {})
         unknown = sorted(set(given) - known)

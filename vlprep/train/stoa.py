@@ -68,7 +68,7 @@ def roi_features(patches: np.ndarray, boxes: np.ndarray, scale: Any, size: int) 
     return out.mean((2, 3)).numpy()
 
 
-class Stoa(Method):
+class Stoa(Method[StoaOptions]):
     name = "stoa"
     Options = StoaOptions
 
@@ -101,12 +101,12 @@ class Stoa(Method):
         texts = [t for t in sorted_by(rows.tables["texts"], "segment").to_pylist()
                  if t["clip_ids"]]
         captions = [t for t in texts if t["source"] == "caption"] or texts
-        cut = self.opts.max_text_len  # type: ignore[attr-defined]
+        cut = self.opts.max_text_len
         return [(known_ids(self.vocab, t["clip_ids"])[:cut], list(t["clip_pos"] or [])[:cut])
                 for t in captions]
 
     def _video(self, rows: VideoRows) -> dict[str, Any] | None:
-        o: StoaOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         frames = sorted_by(rows.tables["clip_frames"], "sample_rank")
         frames = frames.slice(0, self.facts["max_frames"])
         if frames.column("patch_tokens").null_count:
@@ -144,7 +144,7 @@ class Stoa(Method):
     def _frame_objects(self, rows: VideoRows, patches: np.ndarray, position: dict[int, int],
                        g: int, traj_boxes: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
         """Per frame, up to max_objects object features for the action queries."""
-        k = self.opts.max_objects  # type: ignore[attr-defined]
+        k = self.opts.max_objects
         per_frame: dict[int, list[list[float]]] = {}
         if "regions" in rows.tables:
             for r in rows.tables["regions"].to_pylist():
@@ -162,7 +162,7 @@ class Stoa(Method):
         if slots:
             rois = np.asarray([per_frame[f][n] for f, n in slots], np.float32)
             feats = roi_features(patches, rois[:, :5], rois[:, 5:],
-                                 self.opts.roi_size)  # type: ignore[attr-defined]
+                                 self.opts.roi_size)
             for (f, n), feat in zip(slots, feats, strict=True):
                 out[f, n] = feat
                 mask[f, n] = True
@@ -206,14 +206,14 @@ class Stoa(Method):
 
     # model -----------------------------------------------------------------------------------
     def build_model(self) -> StoaModel:
-        o: StoaOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         f = self.facts
         return StoaModel(f["frame_dim"], f["patch_dim"], f["vocab"], o.dim, o.layers,
                          o.text_layers, o.heads, o.actions, f["max_frames"], o.max_trajectories,
                          o.max_text_len, o.dropout, o.temperature)
 
     def losses(self, model: StoaModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        o: StoaOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         video = model.video(batch)
         tokens, text = model.text_tokens(batch["ids"], batch["text_mask"])
         temperature = model.temp()

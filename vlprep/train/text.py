@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.compute as pc
@@ -23,8 +24,11 @@ from vlprep.store.fs import StoreError
 from vlprep.train.recipe import load_recipe, tokenizer_spec
 from vlprep.train.store_reader import StoreReader
 
+if TYPE_CHECKING:
+    from vlprep.models.tokenizers import Kind
+
 log = logging.getLogger("vlprep")
-ID_COLUMNS = {"bert_ids": "bert", "clip_ids": "clip"}
+ID_COLUMNS: dict[str, Kind] = {"bert_ids": "bert", "clip_ids": "clip"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Vocab:
 def _from_tokenizer(column: str, spec: str) -> Vocab:
     from vlprep.models.tokenizers import load_tokenizer
 
-    tok = load_tokenizer(spec, ID_COLUMNS[column])  # type: ignore[arg-type]
+    tok = load_tokenizer(spec, ID_COLUMNS[column])
     cls_id = tok.cls_token_id if tok.cls_token_id is not None else tok.bos_token_id
     sep_id = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else sep_id

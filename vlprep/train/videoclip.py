@@ -78,7 +78,7 @@ class VideoClipModel(nn.Module):
         return self._out(masked_mean(self.text(ids, mask), mask))
 
 
-class VideoClip(Method):
+class VideoClip(Method[VideoClipOptions]):
     name = "videoclip"
     Options = VideoClipOptions
     default_batch_size = 32  # videos per batch (MMPT's num_video_per_batch), x clips_per_video
@@ -94,7 +94,7 @@ class VideoClip(Method):
 
     @property
     def params(self) -> ClipParams:
-        o: VideoClipOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         return ClipParams(o.min_text_tokens, o.max_text_tokens, o.min_video_seconds,
                           o.max_video_seconds)
 
@@ -161,7 +161,7 @@ class VideoClip(Method):
         pool: list[dict[str, Any]] = []
         for item in loader:
             pool.append(item)
-            if len(pool) >= self.opts.pool_size:  # type: ignore[attr-defined]
+            if len(pool) >= self.opts.pool_size:
                 yield from self.pool_batches(pool, model, rng)
                 pool = []
         if pool:
@@ -169,7 +169,7 @@ class VideoClip(Method):
 
     def groups(self, pool: list[dict[str, Any]], model: nn.Module,
                rng: random.Random) -> list[list[int]]:
-        o: VideoClipOptions = self.opts  # type: ignore[assignment]
+        o = self.opts
         size = self.videos_per_batch
         if o.batching not in ("retrieval", "random"):
             raise ValueError(f"videoclip: batching {o.batching!r}: expected retrieval or random")
@@ -184,12 +184,12 @@ class VideoClip(Method):
         groups = self.groups(pool, model, rng)
         if not self.records and len(pool) > self.videos_per_batch:  # the epoch's first pool
             baseline = random_groups(len(pool), self.videos_per_batch, random.Random(0))
-            record: dict[str, Any] = {"kind": "batches", "batching": self.opts.batching}  # type: ignore[attr-defined]
+            record: dict[str, Any] = {"kind": "batches", "batching": self.opts.batching}
             for name, grouping in (("batches", groups), ("random", baseline)):
                 for key, value in self.difficulty(pool, grouping, model).items():
                     record[f"{name}_{key}"] = value
             self.records.append(record)
-        clips = self.opts.clips_per_video  # type: ignore[attr-defined]
+        clips = self.opts.clips_per_video
         for group in groups:
             if len(group) >= 2:
                 yield self.collate([self.clip(pool[i], rng) for i in group
@@ -225,7 +225,7 @@ class VideoClip(Method):
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        clips = self.opts.vector_clips  # type: ignore[attr-defined]
+        clips = self.opts.vector_clips
         samples = [self.clip(item, rng) for item in pool for _ in range(clips)]
         out = []
         for i in range(0, len(samples), chunk):
@@ -239,7 +239,7 @@ class VideoClip(Method):
     # model -----------------------------------------------------------------------------------
     def build_model(self) -> VideoClipModel:
         return VideoClipModel(self.facts["feature_dim"], self.facts["vocab"],
-                              self.opts)  # type: ignore[arg-type]
+                              self.opts)
 
     def losses(self, model: VideoClipModel, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         video = model.video_vectors(batch["video"], batch["video_mask"])
