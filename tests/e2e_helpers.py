@@ -16,7 +16,7 @@ TINY_CLIP = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
              "projection_dim": 16}
 
 
-def run_cli(*args: str, timeout: float = 300, env: dict | None = None,
+def run_cli(*args: str, timeout: float = 480, env: dict | None = None,
             **kwargs) -> subprocess.CompletedProcess:
     env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
     return subprocess.run([*VLPREP, *args], capture_output=True, text=True, timeout=timeout,

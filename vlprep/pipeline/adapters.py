@@ -20,7 +20,7 @@ from vlprep.pipeline.journal import Journal, run_journaled
 from vlprep.pipeline.report import write_batch
 from vlprep.stages.base import Stage
 from vlprep.stages.record import Record, charge, failed, failed_earlier
-from vlprep.store.writer import BatchWriter
+from vlprep.store.writer import BatchWriter, WrittenFile, compact
 
 STATE = pa.schema([
     pa.field("video_id", pa.string()),
@@ -135,3 +135,13 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
     stage = spec.build()
     stage.setup()
     return stage.partial(batch)
+
+
+class Compactor:
+    """A long-lived worker that compacts committed-to-be files (one Ray actor of a small pool):
+    a process per compaction would cost a Python start-up each."""
+
+    def compact(self, writer: BatchWriter, unit: str, files: list[WrittenFile]
+                ) -> list[WrittenFile]:
+        return compact(writer, unit, files)
+
