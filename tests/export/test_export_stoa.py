@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from export_fake_store import (
+    ATTRIBUTES,
     CAPTION_POS,
     CLASSES,
     EXPORTED_NAMES,
@@ -99,9 +100,16 @@ def test_stoa_object_cache(store: Path, tmp_path: Path) -> None:
         # STOA-VLP's use of the cache: the first 2K conf_set ids, named through the label map
         names = [label_map["idx_to_label"].get(str(c), 0) for c, _ in first]
         assert all(isinstance(name, str) for name in names)
-        words = [w for w in entry["attr_sentence"].split(", ") if w]
-        assert len(words) == len(set(words)) <= 10
-        assert set(words) <= {EXPORTED_NAMES[c] for c in obj_cls.unique().tolist() if c}
+        phrases = [p for p in entry["attr_sentence"].split(", ") if p]
+        kept_names = {EXPORTED_NAMES[c] for c in obj_cls.unique().tolist() if c}
+        named = [next(n for n in kept_names if p == n or p.endswith(" " + n)) for p in phrases]
+        assert len(named) == len(set(named)) <= 10  # each class once, attributes before it
+        for phrase, name in zip(phrases, named, strict=True):
+            words = phrase[: len(phrase) - len(name)].split()
+            assert len(words) <= 2 and set(words) <= set(ATTRIBUTES[1:])
+            assert sum(w in {"white", "black", "red", "green"} for w in words) <= 1
+            if vid in ("v4", "v5", "v6"):  # a detector without attributes: names alone
+                assert not words
 
 
 def test_stoa_frame_lists(store: Path, tmp_path: Path) -> None:
@@ -115,10 +123,16 @@ def test_stoa_frame_lists(store: Path, tmp_path: Path) -> None:
             objs = frame["objects"]
             assert len(objs) == len(row["scores"])
             assert [o["conf"] for o in objs] == sorted((o["conf"] for o in objs), reverse=True)
-            for o in objs:
+            order = np.argsort(-np.array(row["scores"]), kind="stable")
+            for o, i in zip(objs, order, strict=True):  # every box has area here
                 x1, y1, x2, y2 = o["rect"]
                 assert 0 <= x1 < x2 <= 224.01 and 0 <= y1 < y2 <= 224.01
-                assert o["class"] in EXPORTED_NAMES and o["attributes"] == o["attr_scores"] == []
+                assert o["class"] in EXPORTED_NAMES
+                if row["attr_names"] is None:  # as VinVL's TSV: its attributes, best first
+                    assert o["attributes"] == o["attr_scores"] == []
+                else:
+                    assert o["attributes"] == row["attr_names"][i]
+                    np.testing.assert_allclose(o["attr_scores"], row["attr_scores"][i])
     assert json.loads((tmp_path / "out" / "tsv_files" / "v0.json").read_text())[2] == {
         "objects": []}  # the frame with no boxes
 
@@ -146,7 +160,7 @@ def stoa_reading(frames: list[dict], label_to_idx: dict[str, int], k: int) -> di
         return inter / float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
                              - inter)
 
-    objects, classes, conf_set = [], [], {}
+    objects, classes, conf_set, samples = [], [], {}, []
     for frame in frames:
         kept, seen = [], set()
         for obj in frame["objects"]:
@@ -164,10 +178,56 @@ def stoa_reading(frames: list[dict], label_to_idx: dict[str, int], k: int) -> di
         for o in kept:
             cls = label_to_idx[o["class"]]
             conf_set[cls] = conf_set.get(cls, 0) + o["conf"]
+            attrs = []  # the loader's attribute selection: in file order, above 0.2, two
+            for a, c in zip(o["attributes"], o["attr_scores"], strict=True):
+                if c > 0.2:
+                    attrs.append((a, c))
+                if len(attrs) > 1:
+                    break
+            r = o["rect"]
+            samples.append((o["class"], o["conf"], (r[2] - r[0]) * (r[3] - r[1]), attrs))
         objects.append([o["rect"] for o in kept] + [[-1] * 4] * (k - len(kept)))
         classes.append([label_to_idx[o["class"]] for o in kept] + [0] * (k - len(kept)))
     return {"objects": torch.tensor(objects, dtype=torch.float),
-            "obj_cls": torch.tensor(classes, dtype=torch.int64), "conf_set": conf_set}
+            "obj_cls": torch.tensor(classes, dtype=torch.int64), "conf_set": conf_set,
+            "attr_sentence": stoa_attr_sent(samples)}
+
+
+def stoa_attr_sent(samples: list[tuple], limit: int = 10) -> str:
+    """STOA-VLP's ``get_attr_sent`` as its code reads, on (class, conf, size, attrs)."""
+    occurrences, top_conf, top_size = {}, {}, {}
+    for cls, conf, size, _ in samples:
+        top_conf[cls] = max(top_conf.get(cls, 0), round(conf * 10))
+        top_size[cls] = max(top_size.get(cls, 0), size)
+        occurrences[cls] = occurrences.get(cls, 0) + 1
+    ranked = [(c, n, top_conf[c], top_size[c]) for c, n in occurrences.items()]
+    if limit * 3 < len(ranked):
+        ranked = sorted(ranked, key=lambda x: (x[1], x[2], x[3]), reverse=True)[: limit * 3]
+    if limit * 2 < len(ranked):
+        ranked = sorted(ranked, key=lambda x: (x[2], x[3], x[1]), reverse=True)[: limit * 2]
+    chosen = [c for c, *_ in sorted(ranked, key=lambda x: (x[3], x[2], x[1]),
+                                    reverse=True)[:limit]]
+    per_class = {c: {} for c in chosen}
+    for cls, _, _, attrs in samples:
+        if cls in per_class:
+            for a, c in attrs:
+                n, best = per_class[cls].get(a, (0, 0))
+                per_class[cls][a] = (n + 1, max(best, c))
+    colours = {"white", "black", "red", "green"}  # the fake store's colour attributes
+    out = []
+    for cls in chosen:
+        picked, used = [], set()
+        for a, _ in sorted(per_class[cls].items(), key=lambda x: (x[1][0], x[1][1]),
+                           reverse=True):
+            if len(picked) > 1:
+                break
+            kind = "colour" if a in colours else None
+            if a not in picked and (kind is None or kind not in used):
+                picked.append(a)
+                if kind:
+                    used.add(kind)
+        out.append(" ".join([*picked, cls]))
+    return ", ".join(out)
 
 
 def test_stoa_cache_is_what_stoas_loader_builds_from_the_frame_lists(store: Path,
@@ -176,17 +236,20 @@ def test_stoa_cache_is_what_stoas_loader_builds_from_the_frame_lists(store: Path
     out = tmp_path / "out"
     cache = load_shards(out, 1)
     label_to_idx = json.loads((out / "labelmap.json").read_text())["label_to_idx"]
-    second_boxes = 0
+    second_boxes = with_attributes = 0
     for vid, entry in cache.items():
         frames = json.loads((out / "tsv_files" / f"{vid}.json").read_text())
         want = stoa_reading(frames, label_to_idx, K)
         assert torch.equal(entry["objects"], want["objects"])
         assert torch.equal(entry["obj_cls"], want["obj_cls"])
         assert list(entry["conf_set"].items()) == list(want["conf_set"].items())
+        assert entry["attr_sentence"] == want["attr_sentence"]
+        with_attributes += any(" " in p for p in want["attr_sentence"].split(", "))
         for frame in frames:
             names = [o["class"] for o in frame["objects"]]
             second_boxes += len(names) - len(set(names))
     assert second_boxes > 10  # the store has many same-class boxes: the rule is exercised
+    assert with_attributes >= 3  # VinVL-like videos' sentences name attributes
     # the repeated "N/A" of the label map comes back as two classes
     assert (label_to_idx["N/A"], label_to_idx["N/A_10"]) == (6, 10)
 

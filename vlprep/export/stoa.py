@@ -29,8 +29,11 @@ to choose; :func:`select_objects`), applied to exactly the boxes, names and scor
 frame lists, so it equals what STOA-VLP's loader builds from ``tsv_files``: per sampled
 frame the kept objects, largest first, in ``frame_size`` (224) pixel coordinates, padded
 with -1 boxes and class 0; ``conf_set`` in order of first appearance (the loader uses its
-first 2K). Our detector predicts no attributes, so ``attr_sentence`` is STOA-VLP's choice
-of up to 10 object classes, by its ordering rules, without attribute words. Everything is
+first 2K). ``attr_sentence`` is STOA-VLP's ``get_attr_sent`` of the kept objects: up to 10
+classes by its ordering rules, each with up to two of its boxes' attributes (VinVL's, from
+`regions`; at most one colour), e.g. ``"white furry dog, green tree"``; a store from a
+detector without attributes gives the class names alone. The
+frame lists carry each box's attributes as VinVL's TSV does. Everything is
 saved with torch.save of plain tensors, dicts, lists, floats and strings only: ``torch.load(...,
 weights_only=True)`` reads it.
 """
@@ -53,6 +56,15 @@ from vlprep.export.videos import link_videos
 from vlprep.stages.trajectories import TrajectoriesOptions, select_objects
 
 REGION_COLUMNS = ["sample_rank", "width", "height", "boxes", "classes", "class_names", "scores"]
+ATTRIBUTE_COLUMNS = ["attr_names", "attr_scores"]  # VinVL's attributes; stores since VinVL
+# STOA-VLP's attribute classes (``get_attr_dict``): a sentence names at most one attribute of
+# a class for an object; colour is its only class
+COLOURS = frozenset({
+    "white", "black", "blue", "green", "red", "brown", "yellow", "gray", "orange", "dark",
+    "pink", "tan", "purple", "blond", "light blue", "bright", "light brown", "dark brown",
+    "black and white", "dark blue", "golden", "light colored", "dark colored", "lime green",
+    "cream colored", "rainbow colored", "golden brown", "browned"})
+ATTRIBUTE_MIN_SCORE = 0.2  # object_loader_confident keeps an object's first two above it
 TEXT_COLUMNS = ["segment", "source", "text", "clip_pos"]
 POS_TAGS = {1: "NOUN", 2: "VERB"}  # texts.clip_pos codes; anything else is "X" (UD: other)
 
@@ -74,6 +86,7 @@ class Frame:
     scores: np.ndarray  # float32 K
     width: int
     height: int
+    attrs: list[list[tuple[str, float]]]  # per box: (attribute, score), best first; or []
 
 
 def frames_of(rows: pa.Table) -> list[Frame]:
@@ -89,16 +102,33 @@ def frames_of(rows: pa.Table) -> list[Frame]:
     names = flat("class_names")[0].to_pylist()
     scores = flat("scores")[0].to_numpy(zero_copy_only=False).astype(np.float32)
     widths, heights = rows.column("width").to_pylist(), rows.column("height").to_pylist()
-    return [Frame(box_values[a:b], classes[a:b], names[a:b], scores[a:b], w, h)
+    attrs = box_attributes(rows, len(names))
+    return [Frame(box_values[a:b], classes[a:b], names[a:b], scores[a:b], w, h, attrs[a:b])
             for a, b, w, h in zip(offs[:-1], offs[1:], widths, heights, strict=True)]
 
 
-def attr_sentence(kept: list[tuple[str, float, float]], limit: int = 10) -> str:
-    """STOA-VLP's choice of classes for the attribute sentence (``get_attr_sent``) from the
-    kept objects (class name, confidence, box area), without attributes: by occurrences, then
-    confidence (tenths), then size, cut to 3x, 2x and 1x `limit` classes."""
+def box_attributes(rows: pa.Table, boxes: int) -> list[list[tuple[str, float]]]:
+    """Each box's (attribute, score) list, flat over the frames; empty lists where the
+    detector has no attribute head (null columns, or a store older than the columns)."""
+    if not set(ATTRIBUTE_COLUMNS) <= set(rows.column_names):
+        return [[] for _ in range(boxes)]
+    out: list[list[tuple[str, float]]] = []
+    for names, scores in zip(rows.column("attr_names").to_pylist(),
+                             rows.column("attr_scores").to_pylist(), strict=True):
+        if names is None:  # a frame from a detector without attributes
+            continue
+        out += [list(zip(n, s, strict=True)) for n, s in zip(names, scores, strict=True)]
+    return out if len(out) == boxes else [[] for _ in range(boxes)]
+
+
+def attr_sentence(kept: list[tuple[str, float, float, list[tuple[str, float]]]],
+                  limit: int = 10) -> str:
+    """STOA-VLP's attribute sentence (``get_attr_sent``) from the kept objects (class name,
+    confidence, box area, attributes): classes by occurrences, then confidence (tenths), then
+    size, cut to 3x, 2x and 1x `limit`; each class with its two attributes seen most often
+    (then most confidently) on its boxes, never two colours: "white furry dog, tree"."""
     stats: dict[str, list[float]] = {}
-    for name, conf, size in kept:
+    for name, conf, size, _ in kept:
         s = stats.setdefault(name, [0, 0, 0])
         s[0], s[1], s[2] = s[0] + 1, max(s[1], round(conf * 10)), max(s[2], size)
     items = [(name, *s) for name, s in stats.items()]
@@ -109,7 +139,30 @@ def attr_sentence(kept: list[tuple[str, float, float]], limit: int = 10) -> str:
         items.sort(key=lambda x: (x[2], x[3], x[1]), reverse=True)
         items = items[: 2 * limit]
     items.sort(key=lambda x: (x[3], x[2], x[1]), reverse=True)
-    return ", ".join(name for name, *_ in items[:limit])
+    chosen = [name for name, *_ in items[:limit]]
+    seen: dict[str, dict[str, tuple[int, float]]] = {name: {} for name in chosen}
+    for name, _, _, attrs in kept:
+        if name in seen:
+            for attr, score in attrs:
+                count, best = seen[name].get(attr, (0, 0.0))
+                seen[name][attr] = (count + 1, max(best, score))
+    phrases = []
+    for name in chosen:
+        ranked = sorted(seen[name].items(), key=lambda a: a[1], reverse=True)
+        words: list[str] = []
+        for attr, _ in ranked:
+            if len(words) == 2:
+                break
+            if attr in COLOURS and any(w in COLOURS for w in words):
+                continue
+            words.append(attr)
+        phrases.append(" ".join([*words, name]))
+    return ", ".join(phrases)
+
+
+def loader_attributes(attrs: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The attributes STOA-VLP's loader keeps for an object: its first two above 0.2."""
+    return [(a, s) for a, s in attrs if s > ATTRIBUTE_MIN_SCORE][:2]
 
 
 def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any]:
@@ -118,7 +171,7 @@ def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any
     objects = np.full((len(frames), k, 4), -1, np.float32)
     obj_cls = np.zeros((len(frames), k), np.int64)
     conf_set: dict[int, float] = {}
-    kept: list[tuple[str, float, float]] = []
+    kept: list[tuple[str, float, float, list[tuple[str, float]]]] = []
     for t, fr in enumerate(frames):
         boxes = scaled_boxes(fr, opts.frame_size)  # the frame list's rects, to the bit
         for slot, i in enumerate(select_objects(boxes, fr.classes, fr.scores, opts)):
@@ -126,7 +179,8 @@ def video_cache(frames: list[Frame], opts: TrajectoriesOptions) -> dict[str, Any
             objects[t, slot], obj_cls[t, slot] = boxes[i], fr.classes[i]
             cls, score = int(fr.classes[i]), float(fr.scores[i])
             conf_set[cls] = conf_set.get(cls, 0.0) + score
-            kept.append((fr.names[i], score, float((box[2] - box[0]) * (box[3] - box[1]))))
+            kept.append((fr.names[i], score, float((box[2] - box[0]) * (box[3] - box[1])),
+                         loader_attributes(fr.attrs[i])))
     return {"objects": objects, "obj_cls": obj_cls, "attr_sentence": attr_sentence(kept),
             "conf_set": conf_set}
 
@@ -138,8 +192,9 @@ def scaled_boxes(fr: Frame, frame_size: int) -> np.ndarray:
 
 
 def frame_json(frames: list[Frame], frame_size: int) -> list[dict[str, Any]]:
-    """Every detection per frame, most confident first, as VinVL's TSV rows hold them (no
-    attributes); boxes with no area are left out (STOA-VLP's IoU asserts x1 < x2)."""
+    """Every detection per frame, most confident first, as VinVL's TSV rows hold them (with
+    its attributes, best first); boxes with no area are left out (STOA-VLP's IoU asserts
+    x1 < x2)."""
     out = []
     for fr in frames:
         scaled = scaled_boxes(fr, frame_size)
@@ -148,7 +203,8 @@ def frame_json(frames: list[Frame], frame_size: int) -> list[dict[str, Any]]:
             box = scaled[i].tolist()
             if box[2] > box[0] and box[3] > box[1]:
                 objects.append({"rect": box, "class": fr.names[i], "conf": float(fr.scores[i]),
-                                "attributes": [], "attr_scores": []})
+                                "attributes": [a for a, _ in fr.attrs[i]],
+                                "attr_scores": [float(v) for _, v in fr.attrs[i]]})
         out.append({"objects": objects})
     return out
 
@@ -228,7 +284,8 @@ def export_stoa(store: str, out_dir: str, opts: StoaOptions | None = None) -> Ex
     captions: list[dict[str, str]] = []
     pos: list[list[Any]] = []
     no_pos = 0
-    for video_id, rows, texts in source.videos("regions", REGION_COLUMNS, sort_by="sample_rank",
+    columns = REGION_COLUMNS + [c for c in ATTRIBUTE_COLUMNS if c in source.columns("regions")]
+    for video_id, rows, texts in source.videos("regions", columns, sort_by="sample_rank",
                                                with_=with_texts):
         frames = frames_of(rows)
         for fr in frames:
