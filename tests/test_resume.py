@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 from e2e_helpers import read_rows, run_cli, store_files, write_job
 from media import sample_videos
 
@@ -106,6 +107,32 @@ def test_a_worker_killed_while_writing_a_file_never_commits_it(tmp_path, manifes
     assert {f for f in store_files(store) if not f.startswith("_")} == committed
     _assert_clean(store)
 
+
+
+def test_a_compactor_killed_while_compacting_is_restarted_and_commits_once(
+        tmp_path, manifest, reference):
+    """Partitions of two videos, written one video per batch: each partition's two files
+    per table are compacted on a compaction actor. SIGKILL the actor in its first
+    compaction: Ray restarts it and retries the compaction, and only the retry's files are
+    committed, one per table and partition."""
+    job = write_job(tmp_path / "job.yaml", manifest, tmp_path / "store", partition_size=2,
+                    num_frames=2)
+    body = yaml.safe_load(job.read_text())
+    body["stages"]["clip"]["batch_size"] = 1
+    job.write_text(yaml.safe_dump(body, sort_keys=False))
+    marker = tmp_path / "killed-once"
+    env = {**os.environ, FAILPOINT_ENV: f"writer.compacting:0:kill-once={marker}"}
+    result = run_cli("run", str(job), "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()  # a compaction ran and was killed
+    store = tmp_path / "store"
+    assert _rows(store) == _rows(reference)
+    commits = [json.loads(c.read_text()) for c in (store / "_commits").glob("part-*.json")]
+    assert len(commits) == 2 and all(len(names) == 1 for c in commits
+                                     for names in c["files"].values())
+    committed = {f"{t}/{n}" for c in commits for t, names in c["files"].items() for n in names}
+    assert {f for f in store_files(store) if not f.startswith("_")} == committed
+    _assert_clean(store)
 
 def test_a_video_that_always_kills_its_worker_becomes_an_error_row(tmp_path, manifest, reference):
     job = _job(tmp_path, manifest, "store")

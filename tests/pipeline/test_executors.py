@@ -61,6 +61,30 @@ def test_unknown_executor_is_a_job_error():
         executor("local", address="auto")
 
 
+
+class _Plan:
+    """Stands in for a Ray Dataset: records what each map_batches asked for."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def map_batches(self, fn, **kwargs):
+        self.calls.append(kwargs)
+        return self
+
+
+def test_ray_plan_asks_for_a_stages_custom_resources(tmp_path):
+    from vlprep.pipeline.executors import _add_stage
+
+    store = str(tmp_path / "store")
+    plan = _Plan()
+    _add_stage(plan, _spec(TextsStage, "texts", store, num_cpus=0.5,
+                           resources={"gpu_node": 1.0}), partition_size=8)
+    _add_stage(plan, _spec(Picky, "picky", store), partition_size=8)
+    pinned, plain = plan.calls
+    assert pinned["resources"] == {"gpu_node": 1.0} and pinned["num_cpus"] == 0.5
+    assert "resources" not in plain
+
 @pytest.mark.slow
 def test_demo_job_local_and_ray_give_identical_stores(tmp_path, demo_store):
     """The acceptance check: the built-in demo job, row sets per table, both executors."""

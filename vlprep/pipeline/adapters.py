@@ -138,10 +138,9 @@ def run_partial(batch: pa.Table, spec: StageSpec) -> pa.Table:
 
 
 class Compactor:
-    """A long-lived worker that compacts committed-to-be files (one Ray actor of a small pool):
-    a process per compaction would cost a Python start-up each."""
+    """Compacts a partition's batch files before their commit, as one long-lived Ray actor of
+    a small pool: a fresh process per compaction would pay a Python start-up each time."""
 
     def compact(self, writer: BatchWriter, unit: str, files: list[WrittenFile]
                 ) -> list[WrittenFile]:
         return compact(writer, unit, files)
-

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from vlprep.jobs.config import Job, StageSpec
-    from vlprep.stages.base import AggregateStage, Stage
+    from vlprep.stages.base import AggregateStage, Resources, Stage
     from vlprep.store import Store
 
 AGGREGATE_IN_DRIVER_BYTES = 256 * 2**20  # smaller source tables are aggregated in the driver
@@ -227,10 +227,14 @@ class RayExecutor:
             list(stage.columns))
         ds = ds.map_batches(adapters.run_partial, fn_kwargs={"spec": spec},
                             batch_format="pyarrow", batch_size=res.batch_size,
-                            num_cpus=res.num_cpus,
-                            **({"resources": dict(res.resources)} if res.resources else {}),
+                            num_cpus=res.num_cpus, **custom_resources(res),
                             compute=ray.data.TaskPoolStrategy(size=res.concurrency))
         yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
+
+
+def custom_resources(res: Resources) -> dict:
+    """map_batches' ``resources`` argument: the stage's custom Ray resources, if any."""
+    return {"resources": dict(res.resources)} if res.resources else {}
 
 
 def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] = (),
@@ -242,8 +246,7 @@ def _add_stage(ds, spec: StageSpec, partition_size: int, drop: tuple[str, ...] =
     # and the stages would then take the whole run in turn instead of side by side
     batch_size = min(res.batch_size, partition_size)
     common = dict(batch_format="pyarrow", batch_size=batch_size, num_cpus=res.num_cpus,
-                  num_gpus=res.num_gpus or None, zero_copy_batch=False,
-                  **({"resources": dict(res.resources)} if res.resources else {}))
+                  num_gpus=res.num_gpus or None, zero_copy_batch=False, **custom_resources(res))
     if spec.cls.stateful:
         return ds.map_batches(adapters.StageActor, fn_constructor_args=(spec, drop, writer),
                               compute=ray.data.ActorPoolStrategy(

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vlprep.failpoints import failpoint
 from vlprep.store.layout import TMP, WRITES, data_file, partition_unit
 from vlprep.store.parquet import split_by_bytes, write_parquet
 
@@ -110,6 +111,7 @@ def compact(writer: BatchWriter, unit: str, files: list[WrittenFile]) -> list[Wr
             parts.append(pq.ParquetFile(handle).read())
     data = pa.concat_tables(parts, promote_options="none").replace_schema_metadata(
         parts[0].schema.metadata)
+    failpoint("writer.compacting", f"{unit} {files[0].table}")
     written = writer._write(store, unit, files[0].table, data)
     return [WrittenFile(**{**f.to_dict(), "partition": files[0].partition}) for f in written]
 
