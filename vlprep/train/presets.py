@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 SYNTHETIC: dict[str, dict[str, Any]] = {
-    "videoclip": {"job": "synthetic-videoclip", "epochs": 30, "batch_size": 16, "lr": 2e-3,
+    "videoclip": {"job": "synthetic-videoclip", "epochs": 45, "batch_size": 16, "lr": 2e-3,
                   "options": {"dim": 128, "clips_per_video": 1}},
     "alpro": {"job": "synthetic-alpro", "epochs": 30, "batch_size": 16, "lr": 1e-3,
               "options": {"dim": 128, "embed_dim": 128}},
